@@ -1,0 +1,50 @@
+# Quick start: `make demo` and `make test`. Both set up .venv/ and Debian's CNI plugins.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+CNI_PLUGIN_DIR ?= /usr/lib/cni
+PYTEST_ARGS ?=
+
+.PHONY: all venv plugins demo test lint typecheck imports pytest bench crds clean
+
+all: venv
+
+$(BIN)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check --upgrade pip
+	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[test]'
+	touch $@
+
+venv: $(BIN)/.installed
+
+# Debian's reference plugins (bridge, macvlan, ptp, host-local, ...): the real delegates.
+plugins:
+	@if [ ! -x $(CNI_PLUGIN_DIR)/bridge ]; then \
+		echo "installing Debian's containernetworking-plugins"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq containernetworking-plugins iproute2 >/dev/null; \
+	fi
+
+demo: venv plugins
+	$(BIN)/multusctl demo
+
+lint: venv
+	$(BIN)/ruff check cniplugin operator tests
+	$(BIN)/ruff format --check cniplugin operator tests
+
+typecheck: venv
+	$(BIN)/mypy -p multus_api -p multus_cni -p multus_operator -p multusctl
+
+imports: venv
+	$(BIN)/lint-imports
+
+pytest: venv plugins
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+test: lint typecheck imports pytest
+
+bench: venv plugins
+	$(BIN)/python -m tests.bench.bench_cycle
+
+clean:
+	rm -rf $(VENV) build .mypy_cache .pytest_cache .ruff_cache

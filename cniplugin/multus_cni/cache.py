@@ -1,0 +1,169 @@
+"""The attachment cache: what ADD did (or is about to do), so DEL can always undo it.
+
+Layout under `cniDir` (default /var/lib/cni/multus), directories 0700, files 0600:
+
+    attachments/<containerid>-<ifname>.json   one record per pod attachment
+    locks/<containerid>.lock                  per-container flock
+    quarantine/                               records that could not be parsed
+    plugin-versions.json                      VERSION answers per plugin binary
+
+A record is written *before* the first delegate runs (state "adding": the plan) and
+rewritten after the last one succeeds (state "added": with results). A record in
+state "adding" found later means an ADD died mid-way; DEL undoes all of its plan.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import time
+from collections.abc import Iterator
+from typing import Any
+
+from .errors import IoFailure
+from .fsutil import ensure_dir, remove, write_atomic
+from .logs import log
+
+RECORD_KIND = "multusAttachmentV1"
+
+
+class CorruptRecord(Exception):
+    """A record that exists but cannot be trusted (empty, truncated, not ours)."""
+
+
+class ContainerLock:
+    """An exclusive flock for one container id, so ADD/DEL/CHECK on it serialize.
+
+    The lock file is removed when the container's last attachment is gone; a waiter
+    that then wakes on the unlinked inode notices and locks the new file instead.
+    """
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.fd = -1
+
+    def __enter__(self) -> ContainerLock:
+        while True:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            try:
+                same = os.fstat(fd).st_ino == os.stat(self.path).st_ino
+            except FileNotFoundError:
+                same = False
+            if same:
+                self.fd = fd
+                return self
+            os.close(fd)
+
+    def release_and_remove(self) -> None:
+        """Remove the lock file while still holding it (only when nothing is left)."""
+        try:
+            os.unlink(self.path)
+        except FileNotFoundError:
+            pass
+
+    def __exit__(self, *exc: object) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+
+
+class AttachmentStore:
+    def __init__(self, cni_dir: str) -> None:
+        self.cni_dir = cni_dir
+        self.records_dir = os.path.join(cni_dir, "attachments")
+        self.locks_dir = os.path.join(cni_dir, "locks")
+        self.quarantine_dir = os.path.join(cni_dir, "quarantine")
+
+    def prepare(self) -> None:
+        try:
+            for directory in (self.cni_dir, self.records_dir, self.locks_dir):
+                ensure_dir(directory)
+        except OSError as exc:
+            raise IoFailure(f"cniDir: cannot create {exc.filename}: {exc.strerror}") from None
+
+    @property
+    def versions_path(self) -> str:
+        return os.path.join(self.cni_dir, "plugin-versions.json")
+
+    def lock(self, container_id: str) -> ContainerLock:
+        self.prepare()
+        return ContainerLock(os.path.join(self.locks_dir, f"{container_id}.lock"))
+
+    def path(self, container_id: str, ifname: str) -> str:
+        return os.path.join(self.records_dir, f"{container_id}-{ifname}.json")
+
+    def load(self, container_id: str, ifname: str) -> dict[str, Any] | None:
+        """The record, None when there is none; CorruptRecord when it cannot be trusted."""
+        return self._read(self.path(container_id, ifname))
+
+    def _read(self, path: str) -> dict[str, Any] | None:
+        try:
+            with open(path, "rb") as handle:
+                data = handle.read()
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise CorruptRecord(f"{path}: {exc.strerror}") from None
+        try:
+            record = json.loads(data)
+        except ValueError:
+            raise CorruptRecord(f"{path}: not valid JSON ({len(data)} bytes)") from None
+        if (
+            not isinstance(record, dict)
+            or record.get("kind") != RECORD_KIND
+            or not isinstance(record.get("delegates"), list)
+        ):
+            raise CorruptRecord(f"{path}: not a {RECORD_KIND} record")
+        return record
+
+    def save(self, record: dict[str, Any]) -> None:
+        record["kind"] = RECORD_KIND
+        path = self.path(record["containerId"], record["ifName"])
+        try:
+            write_atomic(path, json.dumps(record, separators=(",", ":")).encode())
+        except OSError as exc:
+            raise IoFailure(f"cannot write attachment record {path}: {exc.strerror}") from None
+
+    def delete(self, container_id: str, ifname: str) -> None:
+        remove(self.path(container_id, ifname))
+
+    def quarantine(self, container_id: str, ifname: str) -> str:
+        """Move an untrusted record aside (kept for a human to look at) and say where."""
+        ensure_dir(self.quarantine_dir)
+        source = self.path(container_id, ifname)
+        target = os.path.join(
+            self.quarantine_dir, f"{container_id}-{ifname}.{int(time.time())}.json"
+        )
+        try:
+            os.rename(source, target)
+        except FileNotFoundError:
+            return ""
+        log.error(f"attachment record {source} is corrupt; moved to {target}")
+        return target
+
+    def has_records(self, container_id: str) -> bool:
+        prefix = f"{container_id}-"
+        try:
+            return any(
+                n.startswith(prefix) and n.endswith(".json") for n in os.listdir(self.records_dir)
+            )
+        except FileNotFoundError:
+            return False
+
+    def keys(self) -> Iterator[tuple[str, str]]:
+        """(container id, ifname) of every record, read back from the records."""
+        try:
+            names = sorted(os.listdir(self.records_dir))
+        except FileNotFoundError:
+            return
+        for name in names:
+            if not name.endswith(".json") or name.startswith("."):
+                continue
+            try:
+                record = self._read(os.path.join(self.records_dir, name))
+            except CorruptRecord:
+                continue
+            if record is not None:
+                yield str(record.get("containerId", "")), str(record.get("ifName", ""))

@@ -1,0 +1,400 @@
+"""The meta-plugin's commands: ADD, DEL, CHECK, GC and STATUS over the delegates.
+
+Everything that can be checked is checked before the first delegate runs; ADD
+records its plan before acting and undoes what it did on any failure; DEL works from
+that record, in reverse, through every delegate, whatever state things are in.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from types import FrameType
+from typing import Any
+
+from . import results, versions
+from .attachment import Attachment, PluginCall
+from .cache import AttachmentStore, ContainerLock, CorruptRecord
+from .environ import CniEnv, check_netns
+from .errors import (
+    CniError,
+    ContainerUnknown,
+    IncompatibleVersion,
+    InvalidConfig,
+    InvalidEnvironment,
+    PluginUnavailable,
+    TryAgainLater,
+)
+from .invoke import Delegate, VersionCache, find_plugin
+from .logs import log
+from .netconf import DelegateNetwork, MultusConf, parse_delegate
+from .plan import assign_ifnames
+from .strays import kill_stray_adds
+
+
+class Interrupted(CniError):
+    """The runtime asked us to stop (SIGTERM/SIGINT) mid-operation."""
+
+    code = 11
+
+
+def _raise_interrupted(signum: int, frame: FrameType | None) -> None:
+    raise Interrupted(f"interrupted by signal {signum}; everything done so far was undone")
+
+
+class Engine:
+    def __init__(self, env: CniEnv, conf: MultusConf) -> None:
+        self.env = env
+        self.conf = conf
+        self.store = AttachmentStore(conf.cni_dir)
+        dirs = [conf.bin_dir] if os.path.isdir(conf.bin_dir) else []
+        self.dirs = dirs + [d for d in env.path if d not in dirs]
+        self.base_env = self._delegate_env()
+        self.versions = VersionCache(self.store.versions_path)
+        runtime_config = conf.raw.get("runtimeConfig")
+        self.runtime_config = runtime_config if isinstance(runtime_config, dict) else None
+
+    def _delegate_env(self) -> dict[str, str]:
+        env = dict(os.environ)
+        if "IgnoreUnknown" not in self.env.args:
+            env["CNI_ARGS"] = "IgnoreUnknown=1" + (
+                f";{self.env.args_raw}" if self.env.args_raw else ""
+            )
+        env["CNI_PATH"] = ":".join(self.dirs)
+        return env
+
+    # ---- planning: nothing runs but VERSION queries (cached per binary) ----
+
+    def _calls(self, network: DelegateNetwork, ifname: str, negotiate: bool) -> list[PluginCall]:
+        calls: list[PluginCall] = []
+        for index, plugin in enumerate(network.plugins):
+            where = (
+                f"{network.source}.plugins[{index}]." if network.is_list else f"{network.source}."
+            )
+            ptype = str(plugin["type"])
+            label = f"'{ptype}' ({ifname}, {where.rstrip('.')})"
+            path = find_plugin(ptype, self.dirs, where)
+            delegate = Delegate(path, self.base_env, self.conf.delegate_timeout, label)
+            version = network.cni_version
+            if negotiate:
+                offered = self.versions.supported(delegate, version)
+                if offered is not None:
+                    chosen = versions.negotiate(version, offered)
+                    if chosen is None:
+                        raise IncompatibleVersion(
+                            f"{where}cniVersion: plugin {label} supports {', '.join(offered)}, "
+                            f"none of which can serve {version}"
+                        )
+                    version = chosen
+            calls.append(PluginCall(plugin, delegate, version))
+        return calls
+
+    def plan(self) -> list[Attachment]:
+        names = assign_ifnames(self.conf.delegates, self.env.ifname, self.conf.seed_style)
+        self.store.prepare()
+        attachments = [
+            Attachment(network, ifname, self._calls(network, ifname, negotiate=True))
+            for network, ifname in zip(self.conf.delegates, names, strict=True)
+        ]
+        self.versions.save()
+        return attachments
+
+    def _from_record(self, record: dict[str, Any]) -> list[Attachment]:
+        """The attachments of a cached record; a plugin whose binary is gone keeps its
+        place (its DEL fails and is reported) so the others are still undone."""
+        attachments: list[Attachment] = []
+        for index, entry in enumerate(record["delegates"]):
+            where = f"cached {record.get('containerId')}/{record.get('ifName')} delegates[{index}]."
+            network = parse_delegate(entry.get("network"), where, self.conf.cni_version, "cached")
+            network.master = bool(entry.get("master"))
+            ifname = str(entry.get("ifName", ""))
+            recorded = entry.get("versions") or []
+            calls: list[PluginCall] = []
+            for pindex, plugin in enumerate(network.plugins):
+                version = recorded[pindex] if pindex < len(recorded) else network.cni_version
+                ptype = str(plugin["type"])
+                label = f"'{ptype}' ({ifname}, {where.rstrip('.')})"
+                try:
+                    path = find_plugin(ptype, self.dirs, where)
+                except CniError as exc:
+                    calls.append(
+                        PluginCall(plugin, None, version, problem=f"delegate {label}: {exc.msg}")
+                    )
+                    continue
+                calls.append(
+                    PluginCall(
+                        plugin,
+                        Delegate(path, self.base_env, self.conf.delegate_timeout, label),
+                        version,
+                    )
+                )
+            attachment = Attachment(network, ifname, calls)
+            result = entry.get("result")
+            attachment.result = result if isinstance(result, dict) else None
+            attachments.append(attachment)
+        return attachments
+
+    def _record(self, attachments: list[Attachment], state: str) -> dict[str, Any]:
+        return {
+            "state": state,
+            "containerId": self.env.container_id,
+            "ifName": self.env.ifname,
+            "networkName": self.conf.name,
+            "netns": self.env.netns,
+            "cniArgs": self.env.args_raw,
+            "cniVersion": self.conf.cni_version,
+            "runtimeConfig": self.runtime_config,
+            "time": time.time(),
+            "delegates": [a.to_record() for a in attachments],
+        }
+
+    def _runtime_config(self, attachment: Attachment) -> dict[str, Any] | None:
+        # kubelet's capability args (portMappings, bandwidth, ...) are the cluster network's.
+        return self.runtime_config if attachment.master else None
+
+    # ---- commands ----
+
+    def add(self) -> dict[str, Any]:
+        check_netns(self.env.netns)
+        self._wait_ready()
+        attachments = self.plan()
+        with self.store.lock(self.env.container_id) as lock:
+            self._clear_previous(lock)
+            self.store.save(self._record(attachments, "adding"))
+            previous = {
+                s: signal.signal(s, _raise_interrupted) for s in (signal.SIGTERM, signal.SIGINT)
+            }
+            done: list[Attachment] = []
+            try:
+                for attachment in attachments:
+                    done.append(attachment)
+                    attachment.add(self.env.netns, self._runtime_config(attachment))
+                self.store.save(self._record(attachments, "added"))
+            except BaseException as exc:
+                signal.signal(signal.SIGTERM, signal.SIG_IGN)
+                self._rollback(done, lock, exc)
+                raise
+            finally:
+                for signum, handler in previous.items():
+                    signal.signal(signum, handler)
+        master = next(a for a in attachments if a.master)
+        assert master.result is not None
+        return results.convert(master.result, self.conf.cni_version)
+
+    def _clear_previous(self, lock: ContainerLock) -> None:
+        cid, ifname = self.env.container_id, self.env.ifname
+        try:
+            record = self.store.load(cid, ifname)
+        except CorruptRecord:
+            self.store.quarantine(cid, ifname)
+            return
+        if record is None:
+            return
+        if record.get("state") == "added":
+            raise InvalidEnvironment(
+                f"CNI_IFNAME: container {cid} already has {ifname} attached by network "
+                f"{record.get('networkName')!r}; DEL it before adding it again"
+            )
+        log.error(f"undoing an interrupted ADD of {cid}/{ifname} before adding again")
+        failures = self._undo(record)
+        if failures:
+            raise failures[0]
+        self.store.delete(cid, ifname)
+
+    def _rollback(self, done: list[Attachment], lock: ContainerLock, cause: BaseException) -> None:
+        failures: list[CniError] = []
+        netns = self.env.netns if os.path.exists(self.env.netns) else ""
+        for attachment in reversed(done):
+            failures += attachment.delete(netns, self._runtime_config(attachment))
+        if failures:
+            log.error(
+                f"ADD failed ({cause}) and rollback left work for DEL: "
+                + "; ".join(f.msg for f in failures)
+            )
+            return  # the "adding" record stays: the runtime's DEL finishes the job
+        self.store.delete(self.env.container_id, self.env.ifname)
+        if not self.store.has_records(self.env.container_id):
+            lock.release_and_remove()
+
+    def _undo(self, record: dict[str, Any]) -> list[CniError]:
+        if record.get("state") != "added":
+            kill_stray_adds(self.env.container_id)
+        netns = self.env.netns or str(record.get("netns") or "")
+        if netns and not os.path.exists(netns):
+            netns = ""
+        runtime_config = record.get("runtimeConfig")
+        failures: list[CniError] = []
+        for attachment in reversed(self._from_record(record)):
+            rc = runtime_config if attachment.master and isinstance(runtime_config, dict) else None
+            failures += attachment.delete(netns, rc)
+        return failures
+
+    def delete(self) -> None:
+        cid, ifname = self.env.container_id, self.env.ifname
+        with self.store.lock(cid) as lock:
+            try:
+                record = self.store.load(cid, ifname)
+            except CorruptRecord:
+                self.store.quarantine(cid, ifname)
+                record = None
+            failures = self._undo(record) if record is not None else self._delete_from_conf()
+            if failures:
+                raise CniError(
+                    f"DEL of {cid}/{ifname} left {len(failures)} delegate(s) not cleaned up: "
+                    + "; ".join(f.msg for f in failures),
+                    code=failures[0].code,
+                )
+            self.store.delete(cid, ifname)
+            if not self.store.has_records(cid):
+                lock.release_and_remove()
+
+    def _delete_from_conf(self) -> list[CniError]:
+        """No record (never added, or lost): DEL what the conf says would be there."""
+        netns = self.env.netns if self.env.netns and os.path.exists(self.env.netns) else ""
+        names = assign_ifnames(self.conf.delegates, self.env.ifname, self.conf.seed_style)
+        failures: list[CniError] = []
+        attachments: list[Attachment] = []
+        for network, ifname in zip(self.conf.delegates, names, strict=True):
+            try:
+                attachments.append(
+                    Attachment(network, ifname, self._calls(network, ifname, negotiate=True))
+                )
+            except CniError as exc:
+                failures.append(exc)
+        self.versions.save()
+        for attachment in reversed(attachments):
+            failures += attachment.delete(netns, self._runtime_config(attachment))
+        return failures
+
+    def check(self) -> None:
+        if not versions.at_least(self.conf.cni_version, "0.4.0"):
+            raise IncompatibleVersion(
+                f"cniVersion: CHECK needs 0.4.0 or later, the conf says {self.conf.cni_version}"
+            )
+        if self.conf.raw.get("disableCheck") is True:
+            return
+        check_netns(self.env.netns)
+        cid, ifname = self.env.container_id, self.env.ifname
+        with self.store.lock(cid):
+            try:
+                record = self.store.load(cid, ifname)
+            except CorruptRecord as exc:
+                raise CniError(
+                    f"CHECK of {cid}/{ifname}: the attachment record is corrupt: {exc}"
+                ) from None
+            if record is None:
+                raise ContainerUnknown(f"CHECK of {cid}/{ifname}: no attachment recorded")
+            if record.get("state") != "added":
+                raise CniError(f"CHECK of {cid}/{ifname}: its ADD never completed")
+            for attachment in self._from_record(record):
+                attachment.check(self.env.netns, self._runtime_config(attachment))
+
+    def gc(self) -> None:
+        valid = self._valid_attachments()
+        failures: list[str] = []
+        kept: list[dict[str, Any]] = []
+        for cid, ifname in list(self.store.keys()):
+            with self.store.lock(cid) as lock:
+                try:
+                    record = self.store.load(cid, ifname)
+                except CorruptRecord:
+                    continue
+                if record is None or record.get("networkName") != self.conf.name:
+                    continue
+                if (cid, ifname) in valid:
+                    kept.append(record)
+                    continue
+                log.verbose(f"GC: {cid}/{ifname} is not a valid attachment; deleting it")
+                saved = (self.env.container_id, self.env.ifname, self.env.netns)
+                self.env.container_id, self.env.ifname, self.env.netns = cid, ifname, ""
+                try:
+                    undo = self._undo(record)
+                finally:
+                    self.env.container_id, self.env.ifname, self.env.netns = saved
+                if undo:
+                    failures += [f.msg for f in undo]
+                    continue
+                self.store.delete(cid, ifname)
+                if not self.store.has_records(cid):
+                    lock.release_and_remove()
+        failures += self._forward_gc(kept)
+        if failures:
+            raise CniError(f"GC could not clean up everything: {'; '.join(failures)}")
+
+    def _valid_attachments(self) -> set[tuple[str, str]]:
+        raw = self.conf.raw
+        key = (
+            "cni.dev/valid-attachments"
+            if "cni.dev/valid-attachments" in raw
+            else "cni.dev/attachments"
+        )
+        entries = raw.get(key, [])
+        if not isinstance(entries, list):
+            raise InvalidConfig(f"{key}: must be a list of {{containerID, ifname}} objects")
+        valid: set[tuple[str, str]] = set()
+        for index, entry in enumerate(entries):
+            if (
+                not isinstance(entry, dict)
+                or not isinstance(entry.get("containerID"), str)
+                or not isinstance(entry.get("ifname"), str)
+            ):
+                raise InvalidConfig(
+                    f"{key}[{index}]: must be an object with string containerID and ifname"
+                )
+            valid.add((entry["containerID"], entry["ifname"]))
+        return valid
+
+    def _forward_gc(self, kept: list[dict[str, Any]]) -> list[str]:
+        """GC to every delegate that speaks 1.1.0, with the attachments still valid for it."""
+        failures: list[str] = []
+        for network in self.conf.delegates:
+            valid = [
+                {"containerID": r["containerId"], "ifname": d.get("ifName")}
+                for r in kept
+                for d in r["delegates"]
+                if isinstance(d.get("network"), dict) and d["network"].get("name") == network.name
+            ]
+            attachment = Attachment(network, "", [])
+            try:
+                calls = self._calls(network, "", negotiate=True)
+            except CniError as exc:
+                failures.append(exc.msg)
+                continue
+            for call in calls:
+                if not versions.at_least(call.version, "1.1.0") or call.delegate is None:
+                    continue
+                payload = attachment.stdin(call, None, None, {"cni.dev/valid-attachments": valid})
+                try:
+                    call.delegate.call("GC", "", payload)
+                except CniError as exc:
+                    failures.append(exc.msg)
+        self.versions.save()
+        return failures
+
+    def status(self) -> None:
+        if self.conf.readiness_file and not os.path.exists(self.conf.readiness_file):
+            raise PluginUnavailable(
+                f"readinessindicatorfile: {self.conf.readiness_file} does not exist; "
+                "the cluster network is not ready"
+            )
+        master = next(d for d in self.conf.delegates if d.master)
+        attachment = Attachment(master, "", [])
+        for call in self._calls(master, "", negotiate=True):
+            if versions.at_least(call.version, "1.1.0") and call.delegate is not None:
+                call.delegate.call("STATUS", "", attachment.stdin(call, None, None))
+        self.versions.save()
+
+    def _wait_ready(self) -> None:
+        path = self.conf.readiness_file
+        if not path or os.path.exists(path):
+            return
+        deadline = time.monotonic() + self.conf.readiness_timeout
+        while time.monotonic() < deadline:
+            time.sleep(0.1)
+            if os.path.exists(path):
+                return
+        raise TryAgainLater(
+            f"readinessindicatorfile: {path} did not appear within "
+            f"{self.conf.readiness_timeout:g}s; the cluster network is not ready"
+        )

@@ -1,0 +1,125 @@
+"""The CNI_* environment of one invocation, validated before anything runs."""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+
+from .errors import InvalidEnvironment, InvalidNetns
+
+COMMANDS = ("ADD", "DEL", "CHECK", "VERSION", "GC", "STATUS")
+# Which variables each command needs (the spec's table; DEL may lack a netns).
+_REQUIRED: dict[str, tuple[str, ...]] = {
+    "ADD": ("CNI_CONTAINERID", "CNI_NETNS", "CNI_IFNAME", "CNI_PATH"),
+    "CHECK": ("CNI_CONTAINERID", "CNI_NETNS", "CNI_IFNAME", "CNI_PATH"),
+    "DEL": ("CNI_CONTAINERID", "CNI_IFNAME", "CNI_PATH"),
+    "GC": ("CNI_PATH",),
+    "STATUS": ("CNI_PATH",),
+    "VERSION": (),
+}
+_CONTAINER_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
+MAX_IFNAME_BYTES = 15
+
+
+def ifname_problem(name: str) -> str | None:
+    """Why `name` cannot be a Linux interface name, or None when it can."""
+    if not name:
+        return "is empty"
+    if len(name.encode()) > MAX_IFNAME_BYTES:
+        return f"is longer than {MAX_IFNAME_BYTES} bytes"
+    if name in (".", ".."):
+        return "may not be '.' or '..'"
+    for char in name:
+        if char in "/:" or char.isspace():
+            return f"may not contain {char!r}"
+    return None
+
+
+class CniEnv:
+    """What the runtime told us through the environment."""
+
+    __slots__ = ("args", "args_raw", "command", "container_id", "ifname", "netns", "path")
+
+    def __init__(
+        self,
+        command: str,
+        container_id: str,
+        netns: str,
+        ifname: str,
+        path: list[str],
+        args_raw: str,
+        args: dict[str, str],
+    ) -> None:
+        self.command = command
+        self.container_id = container_id
+        self.netns = netns
+        self.ifname = ifname
+        self.path = path
+        self.args_raw = args_raw
+        self.args = args
+
+
+def parse_cni_args(raw: str) -> dict[str, str]:
+    """`K=V;K=V` -> dict. Empty pairs are skipped; a pair that is not exactly one
+    `K=V` is refused here rather than forwarded to a delegate that would fail with 999."""
+    parsed: dict[str, str] = {}
+    for pair in raw.split(";"):
+        if not pair:
+            continue
+        parts = pair.split("=")
+        if len(parts) != 2 or not parts[0]:
+            raise InvalidEnvironment(
+                f"CNI_ARGS: {pair!r} is not a KEY=VALUE pair", details=f"CNI_ARGS={raw!r}"
+            )
+        parsed[parts[0]] = parts[1]
+    return parsed
+
+
+def read_env(environ: Mapping[str, str] | None = None) -> CniEnv:
+    """Validate the environment; every missing or bad variable is named in one error."""
+    env = os.environ if environ is None else environ
+    command = env.get("CNI_COMMAND", "")
+    if not command:
+        raise InvalidEnvironment("required env variables [CNI_COMMAND] missing")
+    if command not in COMMANDS:
+        raise InvalidEnvironment(
+            f"CNI_COMMAND: unknown command {command!r} (expected one of {', '.join(COMMANDS)})"
+        )
+    missing = [name for name in _REQUIRED[command] if not env.get(name)]
+    if missing:
+        raise InvalidEnvironment(f"required env variables [{','.join(missing)}] missing")
+    problems: list[str] = []
+    container_id = env.get("CNI_CONTAINERID", "")
+    if container_id and not _CONTAINER_ID.match(container_id):
+        problems.append(f"CNI_CONTAINERID: {container_id!r} must match [A-Za-z0-9][A-Za-z0-9_.-]*")
+    ifname = env.get("CNI_IFNAME", "")
+    if ifname or "CNI_IFNAME" in _REQUIRED[command]:
+        why = ifname_problem(ifname)
+        if why:
+            problems.append(f"CNI_IFNAME: {ifname!r} {why}")
+    if problems:
+        raise InvalidEnvironment("; ".join(problems))
+    args_raw = env.get("CNI_ARGS", "")
+    args = parse_cni_args(args_raw)
+    netns = env.get("CNI_NETNS", "")
+    path = [p for p in env.get("CNI_PATH", "").split(":") if p]
+    return CniEnv(command, container_id, netns, ifname, path, args_raw, args)
+
+
+def check_netns(netns: str) -> None:
+    """ADD and CHECK need a netns that exists and is not our own (the host's)."""
+    try:
+        target = os.stat(netns)
+    except OSError as exc:
+        raise InvalidNetns(
+            f"CNI_NETNS: {netns!r} cannot be opened: {exc.strerror}", details=str(exc)
+        ) from None
+    try:
+        own = os.stat("/proc/self/ns/net")
+    except OSError:
+        return
+    if (target.st_dev, target.st_ino) == (own.st_dev, own.st_ino):
+        raise InvalidNetns(
+            f"CNI_NETNS: {netns!r} is the plugin's own (host) network namespace, not a pod's"
+        )

@@ -1,0 +1,85 @@
+"""The CNI error tree: every failure path ends in one of these, with the spec's code.
+
+    CniError (999, internal)
+    ├── IncompatibleVersion (1)
+    ├── UnsupportedField (2)
+    ├── ContainerUnknown (3)
+    ├── InvalidEnvironment (4)
+    ├── IoFailure (5)
+    ├── DecodeFailure (6)
+    ├── InvalidConfig (7)
+    ├── InvalidNetns (8)
+    ├── TryAgainLater (11)
+    ├── PluginUnavailable (50)
+    └── DelegateError (the delegate's own code, passed on)
+
+Messages name the object and the field; `details` carries what helps debugging
+(a delegate's stderr, the offending value) without bloating the message.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class CniError(Exception):
+    """A CNI failure that is reported to the runtime as `{cniVersion, code, msg, details}`."""
+
+    code: int = 999
+
+    def __init__(self, msg: str, details: str = "", *, code: int | None = None) -> None:
+        super().__init__(msg)
+        self.msg = msg
+        self.details = details
+        if code is not None:
+            self.code = code
+
+    def to_dict(self, cni_version: str) -> dict[str, Any]:
+        doc: dict[str, Any] = {"cniVersion": cni_version, "code": self.code, "msg": self.msg}
+        if self.details:
+            doc["details"] = self.details
+        return doc
+
+
+class IncompatibleVersion(CniError):
+    code = 1
+
+
+class UnsupportedField(CniError):
+    code = 2
+
+
+class ContainerUnknown(CniError):
+    code = 3
+
+
+class InvalidEnvironment(CniError):
+    code = 4
+
+
+class IoFailure(CniError):
+    code = 5
+
+
+class DecodeFailure(CniError):
+    code = 6
+
+
+class InvalidConfig(CniError):
+    code = 7
+
+
+class InvalidNetns(CniError):
+    code = 8
+
+
+class TryAgainLater(CniError):
+    code = 11
+
+
+class PluginUnavailable(CniError):
+    code = 50
+
+
+class DelegateError(CniError):
+    """A delegate plugin failed; its own error code is kept (never flattened to 999)."""
