@@ -111,4 +111,5 @@ class Attachment:
             "network": self.network.to_dict(),
             "versions": [call.version for call in self.calls],
             "result": self.result,
+            "runtimeConfig": self.network.runtime_config,
         }

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import signal
 import time
+from collections.abc import Callable
 from types import FrameType
 from typing import Any
 
@@ -31,6 +32,8 @@ from .logs import log
 from .netconf import DelegateNetwork, MultusConf, parse_delegate
 from .plan import assign_ifnames
 from .strays import kill_stray_adds
+
+AfterAdd = Callable[[list[Attachment]], None]
 
 
 class Interrupted(CniError):
@@ -129,6 +132,8 @@ class Engine:
                         version,
                     )
                 )
+            runtime_config = entry.get("runtimeConfig")
+            network.runtime_config = runtime_config if isinstance(runtime_config, dict) else None
             attachment = Attachment(network, ifname, calls)
             result = entry.get("result")
             attachment.result = result if isinstance(result, dict) else None
@@ -150,12 +155,17 @@ class Engine:
         }
 
     def _runtime_config(self, attachment: Attachment) -> dict[str, Any] | None:
-        # kubelet's capability args (portMappings, bandwidth, ...) are the cluster network's.
-        return self.runtime_config if attachment.master else None
+        # kubelet's capability args (portMappings, bandwidth, ...) are the cluster network's;
+        # the other attachments carry their own (from the pod's network selection).
+        if attachment.master:
+            return self.runtime_config
+        return attachment.network.runtime_config
 
     # ---- commands ----
 
-    def add(self) -> dict[str, Any]:
+    def add(self, after_add: AfterAdd | None = None) -> dict[str, Any]:
+        """ADD every delegate in order; `after_add` (e.g. writing the pod's network-status)
+        runs before the final record is written, and its failure undoes everything."""
         check_netns(self.env.netns)
         self._wait_ready()
         attachments = self.plan()
@@ -170,6 +180,8 @@ class Engine:
                 for attachment in attachments:
                     done.append(attachment)
                     attachment.add(self.env.netns, self._runtime_config(attachment))
+                if after_add is not None:
+                    after_add(attachments)
                 self.store.save(self._record(attachments, "added"))
             except BaseException as exc:
                 signal.signal(signal.SIGTERM, signal.SIG_IGN)
@@ -226,7 +238,10 @@ class Engine:
         runtime_config = record.get("runtimeConfig")
         failures: list[CniError] = []
         for attachment in reversed(self._from_record(record)):
-            rc = runtime_config if attachment.master and isinstance(runtime_config, dict) else None
+            if attachment.master:
+                rc = runtime_config if isinstance(runtime_config, dict) else None
+            else:
+                rc = attachment.network.runtime_config
             failures += attachment.delete(netns, rc)
         return failures
 

@@ -39,6 +39,7 @@ class DelegateNetwork:
         "name",
         "plugins",
         "requested_ifname",
+        "runtime_config",
         "source",
     )
 
@@ -60,6 +61,9 @@ class DelegateNetwork:
         self.source = source
         self.master = master
         self.requested_ifname = requested_ifname
+        # Capability args for this attachment alone (e.g. NPWG `ips`, `mac`); the
+        # master's come from the runtime's `runtimeConfig` instead.
+        self.runtime_config: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """The network as it would be written in a conf file (for the cache)."""

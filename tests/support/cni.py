@@ -1,0 +1,134 @@
+"""Driving the real `multus` executable as a container runtime would, and checking
+the "nothing lost" invariants of DESIGN.md after it."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[2]
+VENV_BIN = Path(sys.executable).parent
+MULTUS = str(VENV_BIN / "multus")
+CNI_PLUGINS = "/usr/lib/cni"
+
+
+@dataclass
+class CniCall:
+    rc: int
+    stdout: str
+    stderr: str
+
+    @property
+    def doc(self) -> Any:
+        """The one JSON document on stdout (asserts there is exactly one)."""
+        text = self.stdout.strip()
+        assert text, f"no output (rc={self.rc}, stderr={self.stderr!r})"
+        assert "Traceback" not in self.stdout
+        return json.loads(text)
+
+
+def run_multus(
+    command: str,
+    conf: dict[str, Any] | bytes | str,
+    *,
+    container_id: str = "",
+    netns: str = "",
+    ifname: str = "eth0",
+    cni_path: str = CNI_PLUGINS,
+    cni_args: str = "",
+    extra_env: dict[str, str] | None = None,
+    drop_env: tuple[str, ...] = (),
+    timeout: float = 120,
+    executable: str = MULTUS,
+) -> CniCall:
+    """Exec `multus` once with the CNI environment; None-valued vars are left out."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CNI_")}
+    env.update(
+        {
+            "CNI_COMMAND": command,
+            "CNI_CONTAINERID": container_id,
+            "CNI_NETNS": netns,
+            "CNI_IFNAME": ifname,
+            "CNI_PATH": cni_path,
+            "CNI_ARGS": cni_args,
+        }
+    )
+    env = {k: v for k, v in env.items() if v != "" or not k.startswith("CNI_")}
+    if extra_env:
+        env.update(extra_env)
+    for name in drop_env:
+        env.pop(name, None)
+    if isinstance(conf, dict):
+        stdin = json.dumps(conf).encode()
+    elif isinstance(conf, str):
+        stdin = conf.encode()
+    else:
+        stdin = conf
+    proc = subprocess.run(
+        [executable], input=stdin, env=env, capture_output=True, timeout=timeout, check=False
+    )
+    return CniCall(proc.returncode, proc.stdout.decode(), proc.stderr.decode())
+
+
+def ip(*args: str, check: bool = True) -> str:
+    proc = subprocess.run(["ip", *args], capture_output=True, text=True, check=False)
+    if check and proc.returncode != 0:
+        raise RuntimeError(f"ip {' '.join(args)}: {proc.stderr.strip()}")
+    return proc.stdout
+
+
+@contextmanager
+def netns(prefix: str) -> Iterator[str]:
+    """A fresh network namespace; yields its path; deleted afterwards."""
+    name = f"{prefix}{uuid.uuid4().hex[:8]}"
+    ip("netns", "add", name)
+    try:
+        yield f"/var/run/netns/{name}"
+    finally:
+        ip("netns", "del", name, check=False)
+
+
+def host_links() -> set[str]:
+    """Names of the host netns's links (to compare against a baseline)."""
+    out = ip("-o", "link", "show")
+    names = set()
+    for line in out.splitlines():
+        name = line.split(":", 2)[1].strip().split("@")[0]
+        names.add(name)
+    return names
+
+
+def leases(data_dir: str | Path) -> list[Path]:
+    """host-local lease files (one per allocated IP) under `data_dir`."""
+    root = Path(data_dir)
+    if not root.exists():
+        return []
+    keep = {"lock"}
+    return sorted(
+        p
+        for p in root.rglob("*")
+        if p.is_file() and p.name not in keep and not p.name.startswith("last_reserved_ip")
+    )
+
+
+def cache_records(cni_dir: str | Path) -> list[Path]:
+    root = Path(cni_dir) / "attachments"
+    return sorted(root.iterdir()) if root.exists() else []
+
+
+def assert_clean(cni_dir: str | Path, data_dir: str | Path, baseline_links: set[str]) -> None:
+    """Invariants I1-I3: no leases, no records or temp files, no new host links."""
+    assert leases(data_dir) == [], f"leaked leases: {leases(data_dir)}"
+    assert cache_records(cni_dir) == [], f"leaked records: {cache_records(cni_dir)}"
+    tmp = [p for p in Path(cni_dir).rglob("*.tmp")] if Path(cni_dir).exists() else []
+    assert tmp == [], f"temp files left: {tmp}"
+    extra = host_links() - baseline_links
+    assert not extra, f"stray host links: {sorted(extra)}"
