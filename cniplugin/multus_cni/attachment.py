@@ -7,13 +7,14 @@ version it speaks that is no newer than the network's, results converted back.
 
 from __future__ import annotations
 
-import json
-from typing import Any
-
-from . import results, versions
+from . import cnijson, results, versions
 from .errors import CniError
 from .invoke import Delegate, parse_result
 from .netconf import DelegateNetwork
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 
 class PluginCall:
@@ -61,7 +62,7 @@ class Attachment:
             conf["prevResult"] = results.convert(prev, call.version)
         if extra:
             conf.update(extra)
-        return json.dumps(conf).encode()
+        return cnijson.dumps(conf).encode()
 
     def _delegate(self, call: PluginCall) -> Delegate:
         if call.delegate is None:

@@ -15,15 +15,18 @@ state "adding" found later means an ADD died mid-way; DEL undoes all of its plan
 from __future__ import annotations
 
 import fcntl
-import json
 import os
 import time
-from collections.abc import Iterator
-from typing import Any
 
+from . import cnijson
 from .errors import IoFailure
 from .fsutil import ensure_dir, remove, write_atomic
 from .logs import log
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from typing import Any
 
 RECORD_KIND = "multusAttachmentV1"
 
@@ -107,7 +110,7 @@ class AttachmentStore:
         except OSError as exc:
             raise CorruptRecord(f"{path}: {exc.strerror}") from None
         try:
-            record = json.loads(data)
+            record = cnijson.loads(data)
         except ValueError:
             raise CorruptRecord(f"{path}: not valid JSON ({len(data)} bytes)") from None
         if (
@@ -122,7 +125,7 @@ class AttachmentStore:
         record["kind"] = RECORD_KIND
         path = self.path(record["containerId"], record["ifName"])
         try:
-            write_atomic(path, json.dumps(record, separators=(",", ":")).encode())
+            write_atomic(path, cnijson.dumps(record).encode())
         except OSError as exc:
             raise IoFailure(f"cannot write attachment record {path}: {exc.strerror}") from None
 

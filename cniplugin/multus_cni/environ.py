@@ -3,10 +3,22 @@
 from __future__ import annotations
 
 import os
-import re
-from collections.abc import Mapping
 
 from .errors import InvalidEnvironment, InvalidNetns
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+_ALNUM = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789")
+_NAME_CHARS = _ALNUM | frozenset("_.-")
+
+
+def is_safe_name(value: str) -> bool:
+    """`[A-Za-z0-9][A-Za-z0-9_.-]*`: the spec's rule for container ids and network names
+    (checked without `re`, which costs ~4 ms to import on the hot path)."""
+    return bool(value) and value[0] in _ALNUM and all(c in _NAME_CHARS for c in value)
+
 
 COMMANDS = ("ADD", "DEL", "CHECK", "VERSION", "GC", "STATUS")
 # Which variables each command needs (the spec's table; DEL may lack a netns).
@@ -18,7 +30,6 @@ _REQUIRED: dict[str, tuple[str, ...]] = {
     "STATUS": ("CNI_PATH",),
     "VERSION": (),
 }
-_CONTAINER_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
 MAX_IFNAME_BYTES = 15
 
 
@@ -91,7 +102,7 @@ def read_env(environ: Mapping[str, str] | None = None) -> CniEnv:
         raise InvalidEnvironment(f"required env variables [{','.join(missing)}] missing")
     problems: list[str] = []
     container_id = env.get("CNI_CONTAINERID", "")
-    if container_id and not _CONTAINER_ID.match(container_id):
+    if container_id and not is_safe_name(container_id):
         problems.append(f"CNI_CONTAINERID: {container_id!r} must match [A-Za-z0-9][A-Za-z0-9_.-]*")
     ifname = env.get("CNI_IFNAME", "")
     if ifname or "CNI_IFNAME" in _REQUIRED[command]:

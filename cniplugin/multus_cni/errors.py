@@ -19,7 +19,9 @@ Messages name the object and the field; `details` carries what helps debugging
 
 from __future__ import annotations
 
-from typing import Any
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 
 class CniError(Exception):

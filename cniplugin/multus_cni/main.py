@@ -6,16 +6,18 @@ stdout carries the result or the CNI error and nothing else; logs go to stderr o
 
 from __future__ import annotations
 
-import json
 import os
 import sys
-from typing import Any
 
-from . import versions
+from . import cnijson, versions
 from .environ import read_env
 from .errors import CniError
 from .logs import log
 from .netconf import MAX_CONF_BYTES, parse_conf
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 
 def run(stdin: bytes, environ: dict[str, str] | None = None) -> tuple[int, dict[str, Any] | None]:
@@ -69,7 +71,7 @@ def main() -> None:
         data = b""
     code, document = run(data)
     if document is not None:
-        sys.stdout.write(json.dumps(document))
+        sys.stdout.write(cnijson.dumps(document))
         sys.stdout.write("\n")
     sys.stdout.flush()
     os._exit(code) if code else sys.exit(0)

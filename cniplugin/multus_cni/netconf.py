@@ -6,16 +6,17 @@ Parsing is strict and total: any input gives a `MultusConf` or an `InvalidConfig
 
 from __future__ import annotations
 
-import json
 import os
-import re
-from typing import Any
 
-from . import versions
+from . import cnijson, versions
+from .environ import is_safe_name
 from .errors import DecodeFailure, IncompatibleVersion, InvalidConfig, IoFailure
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
 MAX_CONF_BYTES = 1 << 20
-_NETWORK_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
 LOG_LEVELS = ("debug", "verbose", "error", "panic")
 DEFAULT_CNI_DIR = "/var/lib/cni/multus"
 DEFAULT_CONF_DIR = "/etc/cni/net.d"
@@ -116,7 +117,7 @@ def decode(data: bytes) -> dict[str, Any]:
             f"network configuration on stdin is {len(data)} bytes, more than {MAX_CONF_BYTES}"
         )
     try:
-        doc = json.loads(data)
+        doc = cnijson.loads(data)
     except RecursionError:
         raise DecodeFailure("network configuration on stdin is nested too deeply") from None
     except (ValueError, UnicodeDecodeError) as exc:
@@ -189,7 +190,7 @@ def parse_delegate(
         raise InvalidConfig(f"{where.rstrip('.')}: must be a JSON object, not {type(raw).__name__}")
     version = check_version(raw.get("cniVersion", default_version), where)
     name = _string(raw, "name", where) or default_name
-    if not _NETWORK_NAME.match(name):
+    if not is_safe_name(name):
         raise InvalidConfig(f"{where}name: {name!r} must match [A-Za-z0-9][A-Za-z0-9_.-]*")
     master = raw.get("masterplugin", False)
     if not isinstance(master, bool):
@@ -280,7 +281,7 @@ def parse_conf(data: bytes) -> MultusConf:
     conf.name = _string(raw, "name", "")
     if not conf.name:
         raise InvalidConfig("name: missing; the multus network needs a name")
-    if not _NETWORK_NAME.match(conf.name):
+    if not is_safe_name(conf.name):
         raise InvalidConfig(f"name: {conf.name!r} must match [A-Za-z0-9][A-Za-z0-9_.-]*")
     for key in ("cniDir", "confDir", "binDir", "readinessindicatorfile", "logFile"):
         value = _string(raw, key, "")

@@ -7,11 +7,12 @@ drops it; 1.1.0 adds interface `mtu`/`socketPath`/`pciID` and route
 
 from __future__ import annotations
 
-import copy
-from typing import Any
-
 from . import versions
 from .errors import IncompatibleVersion
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 _IFACE_11_ONLY = ("mtu", "socketPath", "pciID")
 _ROUTE_11_ONLY = ("mtu", "advmss", "priority", "table", "scope")
@@ -27,7 +28,7 @@ def convert(result: dict[str, Any], to_version: str) -> dict[str, Any]:
         )
     if not versions.is_supported(to_version):
         raise IncompatibleVersion(f"cannot convert a result to cniVersion {to_version!r}")
-    out = copy.deepcopy(result)
+    out: dict[str, Any] = _clone(result)
     out["cniVersion"] = to_version
     if from_version == to_version:
         return out
@@ -53,6 +54,15 @@ def _drop_keys(items: Any, keys: tuple[str, ...]) -> None:
             if isinstance(item, dict):
                 for key in keys:
                     item.pop(key, None)
+
+
+def _clone(value: Any) -> Any:
+    """A deep copy of a JSON value (`copy.deepcopy` drags in more imports than it saves)."""
+    if isinstance(value, dict):
+        return {k: _clone(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_clone(v) for v in value]
+    return value
 
 
 def empty(version: str) -> dict[str, Any]:
