@@ -63,6 +63,10 @@ def loads(data: bytes | str) -> Any:
         value, end = _scan(text, start)
     except StopIteration as stop:
         raise ValueError(f"expecting a JSON value at character {stop.value}") from None
+    except SystemError:
+        # CPython 3.11's scanner raises its positioned errors through json.decoder, and
+        # without that module loaded it fails with SystemError instead: still bad JSON.
+        raise ValueError("not a valid JSON document") from None
     if text[end:].strip(_WHITESPACE):
         raise ValueError(f"extra data after the JSON value at character {end}")
     return value
