@@ -1,0 +1,45 @@
+"""The CNI hot path stays lean: what `multus` imports per pod is measured, not hoped.
+
+kubelet execs the plugin for every pod ADD and DEL; each of these modules costs
+milliseconds at every exec (see tests/bench/bench_cycle.py for the effect).
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+HEAVY = (
+    "json",
+    "re",
+    "enum",
+    "typing",
+    "subprocess",
+    "selectors",
+    "threading",
+    "signal",
+    "copy",
+    "logging",
+    "dataclasses",
+    "pydantic",
+    "pyroute2",
+    "yaml",
+    "kubernetes",
+    "kopf",
+)
+
+
+@pytest.mark.parametrize(
+    "modules",
+    ["multus_cni.main", "multus_cni.main, multus_cni.engine"],
+)
+def test_hot_path_imports_no_heavy_module(modules: str) -> None:
+    code = f"import sys; import {modules}; print('\\n'.join(sorted(m for m in sys.modules)))"
+    loaded = subprocess.run(
+        [sys.executable, "-I", "-c", code], capture_output=True, text=True, check=True
+    ).stdout.split()
+    # -I: no PYTHON* variables or user site; what is listed is what startup and the plugin load.
+    heavy = sorted(set(HEAVY) & set(loaded))
+    assert heavy == [], f"the plugin's hot path imports {heavy}"
