@@ -67,6 +67,9 @@ def loads(data: bytes | str) -> Any:
         # CPython 3.11's scanner raises its positioned errors through json.decoder, and
         # without that module loaded it fails with SystemError instead: still bad JSON.
         raise ValueError("not a valid JSON document") from None
+    except RecursionError:
+        # Untrusted input (a delegate's output, a cache record) may nest arbitrarily deep.
+        raise ValueError("JSON value nested too deeply") from None
     if text[end:].strip(_WHITESPACE):
         raise ValueError(f"extra data after the JSON value at character {end}")
     return value
