@@ -1,0 +1,3 @@
+from tests.fakes.harness import world
+
+__all__ = ["world"]
