@@ -44,17 +44,20 @@ class Engine:
         self.store = AttachmentStore(conf.cni_dir)
         dirs = [conf.bin_dir] if os.path.isdir(conf.bin_dir) else []
         self.dirs = dirs + [d for d in env.path if d not in dirs]
-        self.base_env = self._delegate_env()
+        self.base_env = self._delegate_env(env.container_id, env.args_raw)
         self.versions = VersionCache(self.store.versions_path)
         runtime_config = conf.raw.get("runtimeConfig")
         self.runtime_config = runtime_config if isinstance(runtime_config, dict) else None
 
-    def _delegate_env(self) -> dict[str, str]:
+    def _delegate_env(self, container_id: str, args_raw: str) -> dict[str, str]:
+        """The runtime's environment as each delegate sees it; GC passes a cached
+        attachment's container id and CNI_ARGS, since its own call carries none."""
         env = dict(os.environ)
-        if "IgnoreUnknown" not in self.env.args:
-            env["CNI_ARGS"] = "IgnoreUnknown=1" + (
-                f";{self.env.args_raw}" if self.env.args_raw else ""
-            )
+        if container_id:
+            env["CNI_CONTAINERID"] = container_id
+        if not any(pair.startswith("IgnoreUnknown=") for pair in args_raw.split(";")):
+            args_raw = "IgnoreUnknown=1" + (f";{args_raw}" if args_raw else "")
+        env["CNI_ARGS"] = args_raw
         env["CNI_PATH"] = ":".join(self.dirs)
         return env
 
@@ -94,7 +97,7 @@ class Engine:
         self.versions.save()
         return attachments
 
-    def _from_record(self, record: dict[str, Any]) -> list[Attachment]:
+    def _from_record(self, record: dict[str, Any], env: dict[str, str]) -> list[Attachment]:
         """The attachments of a cached record; a plugin whose binary is gone keeps its
         place (its DEL fails and is reported) so the others are still undone."""
         attachments: list[Attachment] = []
@@ -119,7 +122,7 @@ class Engine:
                 calls.append(
                     PluginCall(
                         plugin,
-                        Delegate(path, self.base_env, self.conf.delegate_timeout, label),
+                        Delegate(path, env, self.conf.delegate_timeout, label),
                         version,
                     )
                 )
@@ -195,7 +198,7 @@ class Engine:
                 f"{record.get('networkName')!r}; DEL it before adding it again"
             )
         log.error(f"undoing an interrupted ADD of {cid}/{ifname} before adding again")
-        failures = self._undo(record)
+        failures = self._undo(record, self.env.netns)
         if failures:
             raise failures[0]
         self.store.delete(cid, ifname)
@@ -215,15 +218,18 @@ class Engine:
         if not self.store.has_records(self.env.container_id):
             lock.release_and_remove()
 
-    def _undo(self, record: dict[str, Any]) -> list[CniError]:
+    def _undo(self, record: dict[str, Any], netns: str) -> list[CniError]:
+        """DEL every delegate of a cached attachment, in reverse, through failures."""
+        container_id = str(record.get("containerId", ""))
         if record.get("state") != "added":
-            kill_stray_adds(self.env.container_id)
-        netns = self.env.netns or str(record.get("netns") or "")
+            kill_stray_adds(container_id)
+        netns = netns or str(record.get("netns") or "")
         if netns and not os.path.exists(netns):
             netns = ""
+        env = self._delegate_env(container_id, str(record.get("cniArgs") or ""))
         runtime_config = record.get("runtimeConfig")
         failures: list[CniError] = []
-        for attachment in reversed(self._from_record(record)):
+        for attachment in reversed(self._from_record(record, env)):
             if attachment.master:
                 rc = runtime_config if isinstance(runtime_config, dict) else None
             else:
@@ -239,7 +245,11 @@ class Engine:
             except CorruptRecord:
                 self.store.quarantine(cid, ifname)
                 record = None
-            failures = self._undo(record) if record is not None else self._delete_from_conf()
+            failures = (
+                self._undo(record, self.env.netns)
+                if record is not None
+                else self._delete_from_conf()
+            )
             if failures:
                 raise CniError(
                     f"DEL of {cid}/{ifname} left {len(failures)} delegate(s) not cleaned up: "
@@ -288,7 +298,7 @@ class Engine:
                 raise ContainerUnknown(f"CHECK of {cid}/{ifname}: no attachment recorded")
             if record.get("state") != "added":
                 raise CniError(f"CHECK of {cid}/{ifname}: its ADD never completed")
-            for attachment in self._from_record(record):
+            for attachment in self._from_record(record, self.base_env):
                 attachment.check(self.env.netns, self._runtime_config(attachment))
 
     def gc(self) -> None:
@@ -307,12 +317,7 @@ class Engine:
                     kept.append(record)
                     continue
                 log.verbose(f"GC: {cid}/{ifname} is not a valid attachment; deleting it")
-                saved = (self.env.container_id, self.env.ifname, self.env.netns)
-                self.env.container_id, self.env.ifname, self.env.netns = cid, ifname, ""
-                try:
-                    undo = self._undo(record)
-                finally:
-                    self.env.container_id, self.env.ifname, self.env.netns = saved
+                undo = self._undo(record, "")
                 if undo:
                     failures += [f.msg for f in undo]
                     continue
