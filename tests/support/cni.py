@@ -48,8 +48,12 @@ def run_multus(
     drop_env: tuple[str, ...] = (),
     timeout: float = 120,
     executable: str = MULTUS,
+    node: str = "",
 ) -> CniCall:
-    """Exec `multus` once with the CNI environment; None-valued vars are left out."""
+    """Exec `multus` once with the CNI environment; empty CNI_* vars are left out.
+
+    `node` names a network namespace to run it in (as a runtime on that node would),
+    so the delegates' host-side links and addresses stay out of the machine's netns."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("CNI_")}
     env.update(
         {
@@ -72,8 +76,9 @@ def run_multus(
         stdin = conf.encode()
     else:
         stdin = conf
+    argv = ["ip", "netns", "exec", node, executable] if node else [executable]
     proc = subprocess.run(
-        [executable], input=stdin, env=env, capture_output=True, timeout=timeout, check=False
+        argv, input=stdin, env=env, capture_output=True, timeout=timeout, check=False
     )
     return CniCall(proc.returncode, proc.stdout.decode(), proc.stderr.decode())
 
@@ -96,9 +101,10 @@ def netns(prefix: str) -> Iterator[str]:
         ip("netns", "del", name, check=False)
 
 
-def host_links() -> set[str]:
-    """Names of the host netns's links (to compare against a baseline)."""
-    out = ip("-o", "link", "show")
+def host_links(netns: str = "") -> set[str]:
+    """Names of the links of the host netns, or of netns `netns` (to compare against a
+    baseline)."""
+    out = ip(*(("-n", netns) if netns else ()), "-o", "link", "show")
     names = set()
     for line in out.splitlines():
         name = line.split(":", 2)[1].strip().split("@")[0]
@@ -124,11 +130,14 @@ def cache_records(cni_dir: str | Path) -> list[Path]:
     return sorted(root.iterdir()) if root.exists() else []
 
 
-def assert_clean(cni_dir: str | Path, data_dir: str | Path, baseline_links: set[str]) -> None:
-    """Invariants I1-I3: no leases, no records or temp files, no new host links."""
+def assert_clean(
+    cni_dir: str | Path, data_dir: str | Path, baseline_links: set[str], netns: str = ""
+) -> None:
+    """Invariants I1-I3: no leases, no records or temp files, no new links on the host
+    (or in the node netns `netns`)."""
     assert leases(data_dir) == [], f"leaked leases: {leases(data_dir)}"
     assert cache_records(cni_dir) == [], f"leaked records: {cache_records(cni_dir)}"
     tmp = [p for p in Path(cni_dir).rglob("*.tmp")] if Path(cni_dir).exists() else []
     assert tmp == [], f"temp files left: {tmp}"
-    extra = host_links() - baseline_links
+    extra = host_links(netns) - baseline_links
     assert not extra, f"stray host links: {sorted(extra)}"
