@@ -130,7 +130,18 @@ class AttachmentStore:
             raise IoFailure(f"cannot write attachment record {path}: {exc.strerror}") from None
 
     def delete(self, container_id: str, ifname: str) -> None:
-        remove(self.path(container_id, ifname))
+        """Remove the record and any temp file a writer killed before its rename left
+        (callers hold the container's lock, so no live writer owns one)."""
+        path = self.path(container_id, ifname)
+        remove(path)
+        stale = f".{os.path.basename(path)}."
+        try:
+            names = os.listdir(self.records_dir)
+        except FileNotFoundError:
+            return
+        for name in names:
+            if name.startswith(stale) and name.endswith(".tmp"):
+                remove(os.path.join(self.records_dir, name))
 
     def quarantine(self, container_id: str, ifname: str) -> str:
         """Move an untrusted record aside (kept for a human to look at) and say where."""
