@@ -72,6 +72,11 @@ class Engine:
             ptype = str(plugin["type"])
             label = f"'{ptype}' ({ifname}, {where.rstrip('.')})"
             path = find_plugin(ptype, self.dirs, where)
+            ipam = plugin.get("ipam")
+            if isinstance(ipam, dict) and "type" in ipam:
+                # The delegate execs its IPAM plugin from the same dirs: hold that name to
+                # the same rules (no directory, non-executable or out-of-dirs symlink).
+                find_plugin(str(ipam["type"]), self.dirs, f"{where}ipam.")
             delegate = Delegate(path, self.base_env, self.conf.delegate_timeout, label)
             version = network.cni_version
             if negotiate:
