@@ -227,9 +227,10 @@ def delegate_failure(label: str, command: str, rc: int, out: bytes, err: bytes) 
     ):
         msg = str(doc.get("msg", "")) or "(no message)"
         details = str(doc.get("details", "") or stderr_text)
-        return DelegateError(
-            f"delegate {label}: {command} failed: {msg}", details, code=doc["code"]
-        )
+        # Code 0 is no error code (libcni-based plugins print it when their IPAM
+        # plugin failed silently): report it as internal, never as 0.
+        code = doc["code"] if doc["code"] > 0 else 999
+        return DelegateError(f"delegate {label}: {command} failed: {msg}", details, code=code)
     if out.strip():
         shown = out[:512].decode("utf-8", "replace").strip()
         return CniError(
