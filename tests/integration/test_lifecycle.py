@@ -157,3 +157,31 @@ def test_record_is_json_with_the_plan(node: Node) -> None:
     assert doc["state"] == "added"
     assert [d["ifName"] for d in doc["delegates"]] == ["eth0", "net1"]
     assert node.run("DEL", conf, container_id="lifepod", netns=pod).rc == 0
+
+
+def test_failing_ipam_rolls_back_every_delegate(node: Node, tmp_path: Path) -> None:
+    """bridge reports an IPAM plugin that failed silently as error code 0; the ADD must
+    still fail with a real code, and the delegates before it must be undone."""
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    ipam = bindir / "miafalse"  # fails ADD without a word, succeeds at anything else
+    ipam.write_text('#!/bin/sh\n[ "$CNI_COMMAND" = ADD ] && exit 1\nexit 0\n')
+    ipam.chmod(0o755)
+    bridge = node.add_bridge("miacni0")
+    failing = bridge_delegate(node, "miacni1", SECOND, name="mia-failing")
+    failing["ipam"] = {"type": "miafalse"}
+    conf = node.conf(
+        [bridge_delegate(node, bridge, CLUSTER, isDefaultGateway=True), failing],
+        cniVersion="1.0.0",
+    )
+    node.expected_links.add("miacni1")  # bridge creates its bridge before IPAM runs
+    pod = node.add_pod("mia")
+    add = node.run(
+        "ADD", conf, container_id="failpod", netns=pod, cni_path=f"{node.cni_path}:{bindir}"
+    )
+    assert add.rc != 0
+    error = add.doc
+    assert error["code"] == 999, error
+    assert "'bridge' (net1, delegates[1])" in error["msg"], error
+    assert node.pod_links(pod) == {"lo"}
+    assert node.problems() == []
