@@ -97,6 +97,10 @@ def read_env(environ: Mapping[str, str] | None = None) -> CniEnv:
         raise InvalidEnvironment(
             f"CNI_COMMAND: unknown command {command!r} (expected one of {', '.join(COMMANDS)})"
         )
+    if command == "VERSION":
+        # VERSION needs nothing but CNI_COMMAND (skel validates the rest only for the other
+        # commands): a caller's leftover CNI_* variables must not make it fail.
+        return CniEnv(command, "", "", "", [], "", {})
     missing = [name for name in _REQUIRED[command] if not env.get(name)]
     if missing:
         raise InvalidEnvironment(f"required env variables [{','.join(missing)}] missing")
