@@ -1,0 +1,95 @@
+"""Many pods at once, as kubelet does on a busy node: distinct addresses, no lost or
+doubled state, and clean failures when the address pool runs out."""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from tests.support.cni import CniCall, cache_records, leases
+from tests.support.lab import Node, bridge_delegate
+
+PODS = 50
+
+
+def add_all(node: Node, conf: dict[str, Any], pods: dict[str, str]) -> dict[str, CniCall]:
+    with ThreadPoolExecutor(max_workers=len(pods)) as pool:
+        futures = {
+            cid: pool.submit(node.run, "ADD", conf, container_id=cid, netns=netns)
+            for cid, netns in pods.items()
+        }
+        return {cid: future.result() for cid, future in futures.items()}
+
+
+def del_all(node: Node, conf: dict[str, Any], pods: dict[str, str]) -> dict[str, CniCall]:
+    with ThreadPoolExecutor(max_workers=len(pods)) as pool:
+        futures = {
+            cid: pool.submit(node.run, "DEL", conf, container_id=cid, netns=netns)
+            for cid, netns in pods.items()
+        }
+        return {cid: future.result() for cid, future in futures.items()}
+
+
+def test_fifty_pods_added_then_deleted_concurrently(node: Node) -> None:
+    bridge = node.add_bridge("miacni0")
+    conf = node.conf(
+        [bridge_delegate(node, bridge, "10.201.20.0/24", isDefaultGateway=True)],
+        cniVersion="1.0.0",
+    )
+    pods = {f"crowd{i:02d}": node.add_pod("mia") for i in range(PODS)}
+
+    adds = add_all(node, conf, pods)
+    failed = {cid: call.stdout for cid, call in adds.items() if call.rc != 0}
+    assert not failed, failed
+    addresses = {cid: call.doc["ips"][0]["address"] for cid, call in adds.items()}
+    assert len(set(addresses.values())) == PODS
+    for cid, netns in pods.items():
+        assert node.pod_addresses(netns)["eth0"] == [addresses[cid]]
+    assert len(leases(node.data_dir)) == PODS
+    assert len(cache_records(node.cni_dir)) == PODS
+    ports = json.loads(node.ip("-j", "link", "show", "master", bridge))
+    assert len(ports) == PODS
+
+    dels = del_all(node, conf, pods)
+    failed = {cid: call.stdout for cid, call in dels.items() if (call.rc, call.stdout) != (0, "")}
+    assert not failed, failed
+    assert all(node.pod_links(netns) == {"lo"} for netns in pods.values())
+    assert node.problems() == []
+
+
+def test_pool_exhaustion_fails_the_excess_cleanly(node: Node) -> None:
+    """8 addresses, 14 pods at once: 8 get one each, 6 fail and leave nothing behind."""
+    bridge = node.add_bridge("miacni0")
+    ipam = node.host_local("10.201.30.0/28", rangeStart="10.201.30.2", rangeEnd="10.201.30.9")
+    conf = node.conf(
+        [{"type": "bridge", "bridge": bridge, "isDefaultGateway": True, "ipam": ipam}],
+        cniVersion="1.0.0",
+    )
+    pods = {f"pool{i:02d}": node.add_pod("mia") for i in range(14)}
+
+    adds = add_all(node, conf, pods)
+    won = {cid for cid, call in adds.items() if call.rc == 0}
+    lost = set(pods) - won
+    assert len(won) == 8, {cid: call.stdout for cid, call in adds.items()}
+    addresses = {adds[cid].doc["ips"][0]["address"] for cid in won}
+    pool = {f"10.201.30.{i}/28" for i in range(2, 10)}
+    assert addresses == pool
+    for cid in lost:
+        error = adds[cid].doc
+        assert error["code"] != 0
+        assert "'bridge' (eth0, delegates[0])" in error["msg"], error
+        assert node.pod_links(pods[cid]) == {"lo"}, f"{cid} kept interfaces after rollback"
+    assert sorted(ipaddress.ip_address(p.name) for p in leases(node.data_dir)) == sorted(
+        ipaddress.ip_interface(a).ip for a in addresses
+    )
+    assert sorted(p.name for p in cache_records(node.cni_dir)) == sorted(
+        f"{cid}-eth0.json" for cid in won
+    )
+
+    # The runtime DELs every pod, failed ADD or not.
+    dels = del_all(node, conf, pods)
+    failed = {cid: call.stdout for cid, call in dels.items() if (call.rc, call.stdout) != (0, "")}
+    assert not failed, failed
+    assert node.problems() == []
