@@ -1,0 +1,52 @@
+"""The SR-IOV inventory a node reports: its physical functions and their VFs.
+
+`multus-node` writes this document into its NodeState's status; the operator copies
+it, plus the networks that can use it, into the node's ConfigMap.
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class VirtualFunction(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    index: int = Field(ge=0, description="VF index on its PF.")
+    pciAddress: str = Field(description="PCI address of the VF, e.g. 0000:02:02.0.")
+    netdev: str | None = Field(
+        default=None, description="Kernel netdev, absent when bound to DPDK."
+    )
+    driver: str | None = Field(default=None, description="Bound driver, e.g. iavf or vfio-pci.")
+    allocated: bool = Field(default=False, description="In use by a pod on this node.")
+
+
+class PhysicalFunction(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(description="PF netdev name, e.g. enp2s0 (the seed's if0).")
+    pciAddress: str = Field(description="PCI address of the PF.")
+    vendor: str | None = Field(default=None, description="PCI vendor id, e.g. 8086.")
+    device: str | None = Field(default=None, description="PCI device id.")
+    driver: str | None = Field(default=None)
+    totalVfs: int = Field(default=0, ge=0, description="sriov_totalvfs.")
+    numVfs: int = Field(default=0, ge=0, description="sriov_numvfs: VFs created.")
+    vfs: list[VirtualFunction] = Field(default_factory=list)
+
+
+class SriovInventory(BaseModel):
+    """What SR-IOV hardware one node has."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    pfs: list[PhysicalFunction] = Field(default_factory=list, description="Physical functions.")
+
+    def pf(self, name: str) -> PhysicalFunction | None:
+        return next((pf for pf in self.pfs if pf.name == name), None)
+
+    def has_pci(self, address: str) -> bool:
+        """Whether a PF or one of its VFs has this PCI address."""
+        return any(
+            pf.pciAddress == address or any(vf.pciAddress == address for vf in pf.vfs)
+            for pf in self.pfs
+        )

@@ -1,0 +1,84 @@
+"""Problems found in user objects, each tied to the field that holds it.
+
+Every check in the product (CRD schema, pydantic models, semantic rules) reports
+`Problem`s, so the operator's status message, the webhook's refusal and
+`multusctl validate` all say the same thing: `args[0].ipam.rangeStart: ...`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+from collections.abc import Iterable, Sequence
+
+from pydantic import ValidationError
+
+
+class Severity(enum.Enum):
+    ERROR = "error"
+    WARNING = "warning"
+
+
+@dataclasses.dataclass(frozen=True)
+class Problem:
+    """One finding: `path` is a JSONPath-like field path (`args[0].ipam.subnet`)."""
+
+    path: str
+    message: str
+    severity: Severity = Severity.ERROR
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.message}" if self.path else self.message
+
+    @property
+    def is_error(self) -> bool:
+        return self.severity is Severity.ERROR
+
+
+def join_path(base: str, *parts: str | int) -> str:
+    """Append keys (`.key`) and list indexes (`[3]`) to a field path."""
+    path = base
+    for part in parts:
+        if isinstance(part, int):
+            path = f"{path}[{part}]"
+        elif path:
+            path = f"{path}.{part}"
+        else:
+            path = part
+    return path
+
+
+def errors(problems: Iterable[Problem]) -> list[Problem]:
+    return [p for p in problems if p.is_error]
+
+
+def warnings(problems: Iterable[Problem]) -> list[Problem]:
+    return [p for p in problems if not p.is_error]
+
+
+def from_validation_error(
+    exc: ValidationError, base: str, *, unknown_field: str = "unknown field"
+) -> list[Problem]:
+    """Translate pydantic's errors into problems rooted at `base`."""
+    found: list[Problem] = []
+    for err in exc.errors(include_url=False):
+        loc: Sequence[str | int] = [p for p in err["loc"] if isinstance(p, str | int)]
+        path = join_path(base, *loc)
+        kind = err["type"]
+        if kind == "extra_forbidden":
+            message = unknown_field
+        elif kind == "missing":
+            message = "required field is missing"
+        else:
+            message = _lower_first(str(err["msg"]))
+            if kind.startswith("value_error"):
+                message = message.removeprefix("value error, ")
+            value = err.get("input")
+            if kind not in ("value_error",) and isinstance(value, str | int | float | bool):
+                message = f"{message} (got {value!r})"
+        found.append(Problem(path, message))
+    return found
+
+
+def _lower_first(text: str) -> str:
+    return text[:1].lower() + text[1:]

@@ -1,0 +1,134 @@
+"""Cluster-wide multus settings (`settings.yaml` in the `multus-settings` ConfigMap).
+
+Written by the Helm chart, read by the operator, which renders each node's
+`00-multus.conf` from them. Per-node overrides are selected by node labels.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+LOG_LEVELS = ("debug", "verbose", "error", "panic")
+
+
+class LabelSelectorRequirement(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    key: str
+    operator: Literal["In", "NotIn", "Exists", "DoesNotExist"]
+    values: list[str] = Field(default_factory=list)
+
+
+class LabelSelector(BaseModel):
+    """metav1.LabelSelector; an empty selector matches every node."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    matchLabels: dict[str, str] = Field(default_factory=dict)
+    matchExpressions: list[LabelSelectorRequirement] = Field(default_factory=list)
+
+    def matches(self, labels: dict[str, str]) -> bool:
+        if any(labels.get(k) != v for k, v in self.matchLabels.items()):
+            return False
+        for req in self.matchExpressions:
+            present = req.key in labels
+            if req.operator == "Exists" and not present:
+                return False
+            if req.operator == "DoesNotExist" and present:
+                return False
+            if req.operator == "In" and labels.get(req.key) not in req.values:
+                return False
+            if req.operator == "NotIn" and present and labels[req.key] in req.values:
+                return False
+        return True
+
+
+class NodeOverride(BaseModel):
+    """Settings for the nodes a selector picks; later overrides win."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    nodeSelector: LabelSelector = Field(default_factory=LabelSelector)
+    settings: dict[str, Any] = Field(default_factory=dict)
+
+
+class MultusSettings(BaseModel):
+    """Everything that shapes a node's `00-multus.conf` (Multus v4 key names)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    cniVersion: str = Field(default="1.0.0", pattern=r"^\d+\.\d+\.\d+$")
+    name: str = "multus-cni-network"
+    mode: Literal["thin", "thick"] = Field(
+        default="thick", description="thick: a shim forwards to multus-node; thin: in-process."
+    )
+    kubeconfig: str | None = Field(
+        default="/etc/cni/net.d/multus.d/multus.kubeconfig",
+        description="Kubeconfig path on the nodes; null for conf-file mode.",
+    )
+    clusterNetwork: str | None = Field(
+        default=None, description="The cluster (eth0) network: object name or conf path."
+    )
+    defaultNetworks: list[str] = Field(default_factory=list)
+    delegates: list[dict[str, Any]] | None = Field(
+        default=None, description="Seed form: inline delegate confs instead of clusterNetwork."
+    )
+    namespaceIsolation: bool = False
+    globalNamespaces: list[str] = Field(default_factory=list)
+    systemNamespaces: list[str] = Field(default_factory=lambda: ["kube-system"])
+    multusNamespace: str = "kube-system"
+    logLevel: Literal["debug", "verbose", "error", "panic"] = "error"
+    logFile: str | None = None
+    readinessindicatorfile: str | None = None
+    daemonSocketDir: str = "/run/multus"
+    confDir: str | None = None
+    cniDir: str | None = None
+    binDir: str | None = None
+    nodeOverrides: list[NodeOverride] = Field(default_factory=list)
+
+    def for_node(self, labels: dict[str, str]) -> MultusSettings:
+        """The settings one node gets: base plus every matching override, in order."""
+        merged = self.model_dump(exclude={"nodeOverrides"}, exclude_unset=False)
+        changed = False
+        for override in self.nodeOverrides:
+            if override.nodeSelector.matches(labels):
+                merged.update(override.settings)
+                changed = True
+        return MultusSettings.model_validate(merged) if changed else self
+
+
+def multus_conf(settings: MultusSettings) -> dict[str, Any]:
+    """The `"type": "multus"` (thin) or `"multus-shim"` (thick) conf for one node.
+
+    The thick conf carries the same keys as the thin one: the shim ignores them and
+    multus-node, which reads this file too, needs them.
+    """
+    conf: dict[str, Any] = {
+        "cniVersion": settings.cniVersion,
+        "name": settings.name,
+        "type": "multus" if settings.mode == "thin" else "multus-shim",
+    }
+    if settings.mode == "thick":
+        conf["daemonSocketDir"] = settings.daemonSocketDir
+    if settings.kubeconfig:
+        conf["kubeconfig"] = settings.kubeconfig
+    if settings.delegates is not None:
+        conf["delegates"] = settings.delegates
+    if settings.clusterNetwork:
+        conf["clusterNetwork"] = settings.clusterNetwork
+    if settings.defaultNetworks:
+        conf["defaultNetworks"] = settings.defaultNetworks
+    if settings.namespaceIsolation:
+        conf["namespaceIsolation"] = True
+        # Multus v4 reads globalNamespaces as one comma-separated string.
+        conf["globalNamespaces"] = ",".join(settings.globalNamespaces)
+    conf["systemNamespaces"] = settings.systemNamespaces
+    conf["multusNamespace"] = settings.multusNamespace
+    conf["logLevel"] = settings.logLevel
+    for key in ("logFile", "readinessindicatorfile", "confDir", "cniDir", "binDir"):
+        value = getattr(settings, key)
+        if value:
+            conf[key] = value
+    return conf

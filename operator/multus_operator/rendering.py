@@ -1,0 +1,126 @@
+"""Per-node rendering: settings + one node's inventory + networks -> its ConfigMap data.
+
+Pure: the operator and `multusctl render` call the same `render`, and equal inputs
+give byte-equal output (sorted, fixed JSON formatting), which is what lets the
+operator skip writes when nothing changed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from multus_api.inventory import SriovInventory
+from multus_api.settings import MultusSettings, multus_conf
+
+CONF_KEY = "00-multus.conf"
+INVENTORY_KEY = "sriov-inventory.json"
+CONFIGMAP_PREFIX = "multus-node-"
+NODE_LABEL = "multus.cni.cncf.io/node"
+COMPONENT_LABEL = "app.kubernetes.io/component"
+COMPONENT = "multus-node-config"
+MAX_NAME = 253
+
+
+@dataclasses.dataclass(frozen=True)
+class NodeView:
+    """What rendering needs to know about a node."""
+
+    name: str
+    labels: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    inventory: SriovInventory | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class NetworkView:
+    """A valid network object: `key` is `namespace/name`, `confs` its plugin confs."""
+
+    key: str
+    confs: tuple[Mapping[str, Any], ...]
+
+    @property
+    def is_sriov(self) -> bool:
+        return any(c.get("type") == "sriov" for c in self.confs)
+
+
+def configmap_name(node: str) -> str:
+    """`multus-node-<node>`, shortened with a hash suffix past the 253-char limit."""
+    name = CONFIGMAP_PREFIX + node
+    if len(name) <= MAX_NAME:
+        return name
+    digest = hashlib.sha256(node.encode()).hexdigest()[:10]
+    return f"{name[: MAX_NAME - 11].rstrip('-.')}-{digest}"
+
+
+def configmap_labels(node: str) -> dict[str, str]:
+    # Label values are at most 63 chars; long node names are hashed there too.
+    value = node if len(node) <= 63 else f"{node[:52].rstrip('-._')}-{_short_hash(node)}"
+    return {NODE_LABEL: value, COMPONENT_LABEL: COMPONENT}
+
+
+def _short_hash(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:10]
+
+
+def usable_on(network: NetworkView, inventory: SriovInventory | None) -> str | None:
+    """None if the network can attach pods on a node with this inventory, else why not."""
+    for conf in network.confs:
+        if conf.get("type") != "sriov":
+            continue
+        pfs = inventory.pfs if inventory is not None else []
+        pf_name, device = conf.get("if0"), conf.get("deviceID")
+        if isinstance(pf_name, str):
+            if inventory is None or inventory.pf(pf_name) is None:
+                return f"no PF {pf_name}"
+        elif isinstance(device, str):
+            if inventory is None or not inventory.has_pci(device):
+                return f"no device {device}"
+        elif not any(pf.numVfs > 0 for pf in pfs):
+            return "no PF with VFs"
+    return None
+
+
+def render(
+    settings: MultusSettings, node: NodeView, networks: Iterable[NetworkView]
+) -> dict[str, str]:
+    """The `data` of the node's ConfigMap."""
+    conf = multus_conf(settings.for_node(dict(node.labels)))
+    usable = []
+    for network in sorted(networks, key=lambda n: n.key):
+        if not network.is_sriov or usable_on(network, node.inventory) is not None:
+            continue
+        pfs = sorted({str(c["if0"]) for c in network.confs if c.get("if0")})
+        usable.append({"network": network.key, "pfs": pfs})
+    inventory: dict[str, Any] = {
+        "node": node.name,
+        "pfs": [
+            pf.model_dump(mode="json", exclude_none=True)
+            for pf in (node.inventory.pfs if node.inventory else [])
+        ],
+        "networks": usable,
+    }
+    return {CONF_KEY: _dump(conf), INVENTORY_KEY: _dump(inventory)}
+
+
+def _dump(doc: Any) -> str:
+    return json.dumps(doc, indent=2) + "\n"
+
+
+def configmap_body(
+    node: str, namespace: str, data: Mapping[str, str], node_uid: str | None = None
+) -> dict[str, Any]:
+    """The whole ConfigMap; owned by the Node (when its uid is known) so GC removes it."""
+    metadata: dict[str, Any] = {
+        "name": configmap_name(node),
+        "namespace": namespace,
+        "labels": configmap_labels(node),
+        "annotations": {NODE_LABEL: node},
+    }
+    if node_uid:
+        metadata["ownerReferences"] = [
+            {"apiVersion": "v1", "kind": "Node", "name": node, "uid": node_uid}
+        ]
+    return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": metadata, "data": dict(data)}

@@ -1,0 +1,200 @@
+"""multusctl: the operator's and the plugin's logic, offline, on files.
+
+Each subcommand is an `add_<name>(subparsers)` function that declares its parser
+and sets `func`; `SUBCOMMANDS` lists them. Adding one is one function + one entry.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import yaml
+
+from multus_api.inventory import SriovInventory
+from multus_operator import rendering, validation
+from multusctl import explaining, files
+
+OUR_GROUPS = ("kubernetes.com/", "k8s.cni.cncf.io/", "multus.cni.cncf.io/")
+
+
+def _err(text: str) -> None:
+    print(text, file=sys.stderr)
+
+
+# --- validate ---------------------------------------------------------------------------
+
+
+def add_validate(sub: Any) -> None:
+    p = sub.add_parser(
+        "validate",
+        help="check network objects and multus confs as the operator does",
+        description="Exit 1 if any object is invalid; messages name the field.",
+    )
+    p.add_argument("files", nargs="+", metavar="FILE")
+    p.add_argument("-q", "--quiet", action="store_true", help="print problems only")
+    p.set_defaults(func=cmd_validate)
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    status = 0
+    for path in args.files:
+        try:
+            docs = files.load(path)
+        except files.FileError as exc:
+            _err(str(exc))
+            status = 2
+            continue
+        for doc in docs:
+            if _skippable(doc.body):
+                if not args.quiet:
+                    print(f"{path}: {doc.label}: skipped (not a network object)")
+                continue
+            report = validation.validate_object(doc.body)
+            for problem in report.problems:
+                level = "error" if problem.is_error else "warning"
+                print(f"{path}: {doc.label}: {level}: {problem}")
+            if not report.valid:
+                status = max(status, 1)
+            elif not args.quiet:
+                print(f"{path}: {doc.label}: valid")
+    return status
+
+
+def _skippable(body: Any) -> bool:
+    """Objects of kinds we do not define (GitOps repos mix kinds); ours are never skipped."""
+    if not isinstance(body, dict):
+        return False
+    api = str(body.get("apiVersion") or "")
+    if api.startswith(OUR_GROUPS) or body.get("type") in ("multus", "multus-shim"):
+        return False
+    name = (body.get("metadata") or {}).get("name")
+    return not (body.get("kind") == "ConfigMap" and name == validation.SETTINGS_CONFIGMAP)
+
+
+# --- render -----------------------------------------------------------------------------
+
+
+def add_render(sub: Any) -> None:
+    p = sub.add_parser(
+        "render",
+        help="print the per-node ConfigMap the operator would write",
+        description="Invalid network files are reported on stderr and left out.",
+    )
+    p.add_argument("--settings", required=True, help="settings.yaml or the multus-settings CM")
+    p.add_argument("--node", required=True, help="node name")
+    p.add_argument("--label", action="append", default=[], metavar="KEY=VALUE", help="node label")
+    p.add_argument("--inventory", help="SR-IOV inventory JSON/YAML, or a NodeState object")
+    p.add_argument("--namespace", default="kube-system")
+    p.add_argument("networks", nargs="*", metavar="NETWORK-FILE")
+    p.set_defaults(func=cmd_render)
+
+
+def cmd_render(args: argparse.Namespace) -> int:
+    try:
+        settings_docs = files.load(args.settings)
+        inventory_docs = files.load(args.inventory) if args.inventory else []
+        network_docs = files.load_all(args.networks)
+    except files.FileError as exc:
+        _err(str(exc))
+        return 2
+    text = _settings_text(settings_docs[0].body if settings_docs else {})
+    settings, problems = validation.parse_settings(text, "settings")
+    for problem in problems:
+        _err(f"{args.settings}: {problem}")
+    if settings is None:
+        return 1
+    labels = dict(item.split("=", 1) for item in args.label if "=" in item)
+    inventory = None
+    if inventory_docs:
+        raw = inventory_docs[0].body
+        if isinstance(raw, dict) and raw.get("kind") == "NodeState":
+            raw = raw.get("status") or {}
+        raw = {k: v for k, v in raw.items() if k != "observedTime"}
+        inventory = SriovInventory.model_validate(raw)
+    networks = []
+    for doc in network_docs:
+        report = validation.validate_object(doc.body)
+        if not report.valid:
+            _err(f"{doc.path}: {doc.label}: left out: {report.summary()}")
+            continue
+        networks.append(network_view(doc.body))
+    node = rendering.NodeView(args.node, labels, inventory)
+    data = rendering.render(settings, node, networks)
+    body = rendering.configmap_body(args.node, args.namespace, data)
+    print(files.dump_yaml(body), end="")
+    return 0
+
+
+def _settings_text(body: Any) -> str:
+    if isinstance(body, dict) and body.get("kind") == "ConfigMap":
+        return str((body.get("data") or {}).get(validation.SETTINGS_KEY, ""))
+    return yaml.safe_dump(body) if body else ""
+
+
+def network_view(body: dict[str, Any]) -> rendering.NetworkView:
+    meta = body.get("metadata") or {}
+    key = f"{meta.get('namespace') or 'default'}/{meta.get('name')}"
+    return rendering.NetworkView(key, tuple(validation.delegate_confs(body)))
+
+
+# --- explain ----------------------------------------------------------------------------
+
+
+def add_explain(sub: Any) -> None:
+    p = sub.add_parser(
+        "explain",
+        help="which interfaces a pod would get from its network annotations, and why",
+    )
+    p.add_argument("pod", metavar="POD.yaml")
+    p.add_argument("networks", nargs="*", metavar="NETWORK-FILE")
+    p.add_argument("--settings", help="settings.yaml or the multus-settings ConfigMap")
+    p.set_defaults(func=cmd_explain)
+
+
+def cmd_explain(args: argparse.Namespace) -> int:
+    try:
+        pods = files.load(args.pod)
+        network_docs = files.load_all(args.networks)
+        settings_docs = files.load(args.settings) if args.settings else []
+    except files.FileError as exc:
+        _err(str(exc))
+        return 2
+    settings = None
+    if settings_docs:
+        settings, problems = validation.parse_settings(_settings_text(settings_docs[0].body))
+        if settings is None:
+            for problem in problems:
+                _err(f"{args.settings}: {problem}")
+            return 1
+    pod = next((d.body for d in pods if isinstance(d.body, dict)), None)
+    if pod is None:
+        _err(f"{args.pod}: no pod found")
+        return 2
+    plan = explaining.explain(pod, [d.body for d in network_docs], settings)
+    for line in plan.lines():
+        print(line)
+    return 0 if plan.ok else 1
+
+
+SUBCOMMANDS: list[Callable[[Any], None]] = [add_validate, add_render, add_explain]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="multusctl", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for add in SUBCOMMANDS:
+        add(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    func: Callable[[argparse.Namespace], int] = args.func
+    return func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
