@@ -11,7 +11,8 @@ DEFAULT_VERSION = "0.3.1"
 def parse(version: str) -> tuple[int, int, int]:
     """`"1.0.0"` -> `(1, 0, 0)`; raises ValueError on anything else."""
     parts = version.split(".")
-    if len(parts) != 3 or not all(p.isdigit() and len(p) <= 4 for p in parts):
+    # isascii: str.isdigit() also accepts other scripts' digits and superscripts
+    if len(parts) != 3 or not all(p.isascii() and p.isdigit() and len(p) <= 4 for p in parts):
         raise ValueError(f"not a CNI version: {version!r}")
     return int(parts[0]), int(parts[1]), int(parts[2])
 
