@@ -4,6 +4,7 @@ are named (seed `masterplugin` style and Multus v4 style)."""
 from __future__ import annotations
 
 import ipaddress
+import json
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +56,8 @@ def in_subnet(cidr: str, subnet: str) -> bool:
 def test_seed_three_delegates_add_then_del(node: Node) -> None:
     bridge = node.add_bridge("miacni0")
     vf, vf_peer = node.add_veth("miavf0", "miavf0p")
+    node.ip("addr", "add", "10.201.2.1/24", "dev", vf_peer)
+    node.ip("link", "set", vf_peer, "up")
     conf = seed_conf(node, bridge, vf)
     pod = node.add_pod("mia")
 
@@ -67,10 +70,16 @@ def test_seed_three_delegates_add_then_del(node: Node) -> None:
     assert [in_subnet(a, FLANNEL) for a in addrs["eth0"]] == [True]
     assert [in_subnet(a, SRIOV) for a in addrs["net0"]] == [True]
     assert [in_subnet(a, PTP) for a in addrs["net1"]] == [True]
-    assert ipaddress.ip_interface(addrs["net0"][0]).ip >= ipaddress.ip_address("10.201.2.131")
+    first = ipaddress.IPv4Interface(addrs["net0"][0]).ip
+    assert first >= ipaddress.IPv4Address("10.201.2.131"), "host-local ignored rangeStart"
     assert vf not in node.links(), "host-device did not take the VF stand-in"
     defaults = [r for r in node.pod_routes(pod) if r["dst"] == "default"]
     assert defaults == [{"dst": "default", "gateway": "10.201.0.1", "dev": "eth0", "flags": []}]
+
+    # Each interface really carries traffic to its network's far end on the node.
+    assert node.pod_reaches(pod, "10.201.0.1"), "eth0 (bridge) does not reach its gateway"
+    assert node.pod_reaches(pod, "10.201.2.1"), "net0 (host-device) does not reach its peer"
+    assert node.pod_reaches(pod, "10.201.1.1"), "net1 (ptp) does not reach the node side"
 
     # The result is the master's (flannel stand-in) alone, at the conf's (default) version.
     assert result["cniVersion"] == "0.3.1"
@@ -172,3 +181,38 @@ def test_duplicate_interface_names_refused(node: Node, canary: Canary) -> None:
     )
     pod = node.add_pod("mia")
     _assert_refused_before_anything_ran(node, conf, canary, pod, ("net1",))
+
+
+def test_macvlan_on_a_bridge_with_static_ipam(node: Node) -> None:
+    bridge = node.add_bridge("miacni0")
+    node.ip("addr", "add", "10.201.0.1/24", "dev", bridge)
+    # The LAN: a bridge for macvlan to sit on, with a neighbour on one of its ports
+    # (a macvlan never talks to its own lower device's addresses).
+    lan = node.add_bridge("mialan0")
+    port, neighbour = node.add_veth("mialanp", "mialann")
+    node.ip("link", "set", port, "master", lan, "up")
+    node.ip("addr", "add", "10.201.5.1/24", "dev", neighbour)
+    node.ip("link", "set", neighbour, "up")
+    conf = node.conf(
+        [
+            bridge_delegate(node, bridge, FLANNEL, isGateway=False),
+            {
+                "type": "macvlan",
+                "master": lan,
+                "mode": "bridge",
+                "ipam": {"type": "static", "addresses": [{"address": "10.201.5.10/24"}]},
+            },
+        ],
+        cniVersion="1.0.0",
+    )
+    pod = node.add_pod("mia")
+    add = node.run("ADD", conf, container_id="macpod", netns=pod)
+    assert add.rc == 0, add.stdout + add.stderr
+    assert node.pod_addresses(pod)["net1"] == ["10.201.5.10/24"]
+    details = json.loads(node.pod_ip(pod, "-d", "-j", "link", "show", "net1"))[0]
+    assert details["linkinfo"]["info_kind"] == "macvlan"
+    assert node.pod_reaches(pod, "10.201.5.1"), "net1 (macvlan) does not reach its LAN"
+    delete = node.run("DEL", conf, container_id="macpod", netns=pod)
+    assert delete.rc == 0, delete.stdout + delete.stderr
+    assert node.pod_links(pod) == {"lo"}
+    assert node.problems() == []

@@ -13,6 +13,7 @@ import json
 import os
 import stat
 import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -111,6 +112,27 @@ class Node:
             check=True,
         )
         return proc.stdout
+
+    @classmethod
+    def pod_reaches(cls, netns: str, address: str, port: int = 9) -> bool:
+        """Whether a TCP SYN from the pod to `address` gets an answer. An answer of
+        "refused" (RST) counts: it proves routing and ARP work both ways, with no server
+        and no ping binary needed."""
+        probe = (
+            "import socket, sys\n"
+            "try:\n"
+            f"    socket.create_connection(({address!r}, {port}), timeout=2).close()\n"
+            "except ConnectionRefusedError:\n"
+            "    pass\n"
+            "except OSError:\n"
+            "    sys.exit(1)\n"
+        )
+        proc = subprocess.run(
+            ["ip", "netns", "exec", os.path.basename(netns), sys.executable, "-c", probe],
+            capture_output=True,
+            check=False,
+        )
+        return proc.returncode == 0
 
     @classmethod
     def pod_links(cls, netns: str) -> set[str]:
