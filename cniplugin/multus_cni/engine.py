@@ -389,7 +389,9 @@ class Engine:
                 f"readinessindicatorfile: {self.conf.readiness_file} does not exist; "
                 "the cluster network is not ready"
             )
-        master = next(d for d in self.conf.delegates if d.master)
+        master = next((d for d in self.conf.delegates if d.master), None)
+        if master is None:
+            return  # Kubernetes mode with the cluster network in a NAD: readiness says it
         attachment = Attachment(master, "", [])
         for call in self._calls(master, "", negotiate=True):
             if versions.at_least(call.version, "1.1.0") and call.delegate is not None:

@@ -36,6 +36,12 @@ def run(stdin: bytes, environ: dict[str, str] | None = None) -> tuple[int, dict[
         log.configure(
             conf.log_level, conf.log_file, f"{env.command} {env.container_id}/{env.ifname}: "
         )
+        if env.command == "ADD" and conf.k8s:
+            # Kubernetes mode: the pod's networks come from the API. Only ADD reads it;
+            # DEL/CHECK/GC work from the cache, API down or pod gone.
+            from .k8s.resolve import add
+
+            return 0, add(env, conf)
         from .engine import Engine
 
         engine = Engine(env, conf)

@@ -24,6 +24,14 @@ DEFAULT_BIN_DIR = "/opt/cni/bin"
 DEFAULT_DELEGATE_TIMEOUT = 60.0
 DEFAULT_READINESS_TIMEOUT = 30.0
 CONF_EXTENSIONS = (".conf", ".conflist", ".json")
+SERVICE_ACCOUNT_TOKEN = "/var/run/secrets/kubernetes.io/serviceaccount/token"
+
+
+def in_cluster_available() -> bool:
+    """Inside a pod with a service account: Kubernetes mode without a kubeconfig."""
+    return bool(os.environ.get("KUBERNETES_SERVICE_HOST")) and os.path.exists(
+        SERVICE_ACCOUNT_TOKEN
+    )
 
 
 class DelegateNetwork:
@@ -83,6 +91,8 @@ class MultusConf:
         "conf_dir",
         "delegate_timeout",
         "delegates",
+        "k8s",
+        "kubeconfig",
         "log_file",
         "log_level",
         "name",
@@ -106,6 +116,10 @@ class MultusConf:
         self.log_level = "error"
         self.delegates: list[DelegateNetwork] = []
         self.seed_style = False
+        # Kubernetes mode (a kubeconfig or in-cluster credentials): pods named in
+        # CNI_ARGS get their networks from the API (multus_cni.k8s).
+        self.kubeconfig = ""
+        self.k8s = False
 
 
 def decode(data: bytes) -> dict[str, Any]:
@@ -283,7 +297,7 @@ def parse_conf(data: bytes) -> MultusConf:
         raise InvalidConfig("name: missing; the multus network needs a name")
     if not is_safe_name(conf.name):
         raise InvalidConfig(f"name: {conf.name!r} must match [A-Za-z0-9][A-Za-z0-9_.-]*")
-    for key in ("cniDir", "confDir", "binDir", "readinessindicatorfile", "logFile"):
+    for key in ("cniDir", "confDir", "binDir", "readinessindicatorfile", "logFile", "kubeconfig"):
         value = _string(raw, key, "")
         if value and not os.path.isabs(value):
             raise InvalidConfig(f"{key}: {value!r} must be an absolute path")
@@ -297,6 +311,8 @@ def parse_conf(data: bytes) -> MultusConf:
         raise InvalidConfig(f"logLevel: {conf.log_level!r} is not one of {', '.join(LOG_LEVELS)}")
     conf.delegate_timeout = _seconds(raw, "delegateTimeout", DEFAULT_DELEGATE_TIMEOUT)
     conf.readiness_timeout = _seconds(raw, "readinessTimeout", DEFAULT_READINESS_TIMEOUT)
+    conf.kubeconfig = _string(raw, "kubeconfig", "")
+    conf.k8s = bool(conf.kubeconfig) or in_cluster_available()
     conf.delegates = _resolve_delegates(raw, conf)
     return conf
 
@@ -311,7 +327,10 @@ def _resolve_delegates(raw: dict[str, Any], conf: MultusConf) -> list[DelegateNe
     if cluster:
         if not isinstance(cluster, str):
             raise InvalidConfig("clusterNetwork: must be a conf file or directory path")
-        delegates.append(load_conf_file(_in_conf_dir(cluster, conf), conf.cni_version))
+        path = _in_conf_dir(cluster, conf)
+        # In Kubernetes mode a name that is no file names a NetworkAttachmentDefinition.
+        if not conf.k8s or os.path.exists(path):
+            delegates.append(load_conf_file(path, conf.cni_version))
     elif inline is not None:
         if not isinstance(inline, list):
             raise InvalidConfig("delegates: must be a list of plugin confs or conflists")
@@ -324,7 +343,11 @@ def _resolve_delegates(raw: dict[str, Any], conf: MultusConf) -> list[DelegateNe
     if not isinstance(defaults, list) or not all(isinstance(d, str) for d in defaults):
         raise InvalidConfig("defaultNetworks: must be a list of conf file or directory paths")
     for path in defaults:
+        if conf.k8s and not os.path.exists(_in_conf_dir(path, conf)):
+            continue  # a NetworkAttachmentDefinition, resolved per pod
         delegates.append(load_conf_file(_in_conf_dir(path, conf), conf.cni_version))
+    if not delegates and conf.k8s:
+        return delegates  # the pod's annotations name its networks
     if not delegates:
         raise InvalidConfig("delegates: at least one delegate (or clusterNetwork) is required")
     masters = [d for d in delegates if d.master]

@@ -1,0 +1,183 @@
+"""Fixtures for Kubernetes mode: a node netns (prefix `mid`) where `multus` runs, the
+API emulator listening on 127.0.0.1 inside that node, a kubeconfig pointing at it, and
+the "nothing lost" invariants checked after every passing test."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.k8s.emulator import NAD, NETWORK, POD, Api
+from tests.support.cni import CNI_PLUGINS, MULTUS, CniCall, host_links
+from tests.support.lab import Node
+
+PREFIX = "mid"
+
+
+def _missing_prerequisites() -> str:
+    if os.geteuid() != 0:
+        return "needs root (network namespaces)"
+    if not os.path.exists(os.path.join(CNI_PLUGINS, "bridge")):
+        return f"needs Debian's containernetworking-plugins in {CNI_PLUGINS}"
+    if not shutil.which("ip") or not shutil.which("nsenter"):
+        return "needs iproute2 and util-linux (nsenter)"
+    if not os.path.exists(MULTUS):
+        return f"needs the multus console script at {MULTUS}"
+    return ""
+
+
+_PASSED = pytest.StashKey[bool]()
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    report = yield
+    if report.when == "call":
+        item.stash[_PASSED] = report.passed
+    return report
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if "tests/k8s/" in str(item.path) and "lab" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.root)
+
+
+class Lab:
+    """A node, the API it talks to, and helpers to make pods and network objects."""
+
+    def __init__(self, node: Node, api: Api, root: Path) -> None:
+        self.node = node
+        self.api = api
+        self.root = root
+        self.kubeconfig = api.kubeconfig(root)
+        self.node.conf_dir.mkdir(parents=True, exist_ok=True)
+
+    def conf(self, delegates: list[dict[str, Any]] | None = None, **extra: Any) -> dict[str, Any]:
+        conf: dict[str, Any] = {
+            "cniVersion": "1.0.0",
+            "name": "mid-k8s",
+            "type": "multus",
+            "kubeconfig": str(self.kubeconfig),
+            "cniDir": str(self.node.cni_dir),
+            "confDir": str(self.node.conf_dir),
+            "binDir": CNI_PLUGINS,
+            "kubeApiTimeout": 2,
+        }
+        if delegates is not None:
+            conf["delegates"] = delegates
+        conf.update(extra)
+        return conf
+
+    def pod(
+        self,
+        name: str,
+        namespace: str = "default",
+        annotations: dict[str, str] | None = None,
+    ) -> dict[str, Any]:
+        return self.api.put(
+            POD,
+            {
+                "apiVersion": "v1",
+                "kind": "Pod",
+                "metadata": {
+                    "name": name,
+                    "namespace": namespace,
+                    "annotations": dict(annotations or {}),
+                },
+                "spec": {"containers": [{"name": "c", "image": "busybox"}]},
+            },
+        )
+
+    def nad(self, name: str, config: dict[str, Any] | str, namespace: str = "default") -> None:
+        text = config if isinstance(config, str) else json.dumps(config)
+        self.api.put(
+            NAD,
+            {
+                "apiVersion": "k8s.cni.cncf.io/v1",
+                "kind": "NetworkAttachmentDefinition",
+                "metadata": {"name": name, "namespace": namespace},
+                "spec": {"config": text},
+            },
+        )
+
+    def network(self, name: str, plugin: str, args: str, namespace: str = "default") -> None:
+        """A seed `kubernetes.com/v1` Network (top-level plugin + args string)."""
+        self.api.put(
+            NETWORK,
+            {
+                "apiVersion": "kubernetes.com/v1",
+                "kind": "Network",
+                "metadata": {"name": name, "namespace": namespace},
+                "plugin": plugin,
+                "args": args,
+            },
+        )
+
+    def status(self, name: str, namespace: str = "default") -> list[dict[str, Any]]:
+        pod = self.api.get(POD, namespace, name)
+        assert pod is not None
+        text = pod["metadata"].get("annotations", {}).get("k8s.v1.cni.cncf.io/network-status")
+        assert text is not None, "no network-status annotation"
+        doc: list[dict[str, Any]] = json.loads(text)
+        return doc
+
+    def run(
+        self,
+        command: str,
+        conf: dict[str, Any],
+        pod: dict[str, Any] | None,
+        netns: str = "",
+        container_id: str = "",
+        **kwargs: Any,
+    ) -> CniCall:
+        args = kwargs.pop("cni_args", None)
+        if args is None and pod is not None:
+            meta = pod["metadata"]
+            args = (
+                f"IgnoreUnknown=1;K8S_POD_NAMESPACE={meta['namespace']};"
+                f"K8S_POD_NAME={meta['name']};K8S_POD_INFRA_CONTAINER_ID={container_id};"
+                f"K8S_POD_UID={meta['uid']}"
+            )
+        return self.node.run(
+            command,
+            conf,
+            container_id=container_id,
+            netns=netns,
+            cni_args=args or "",
+            **kwargs,
+        )
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _prerequisites() -> None:
+    problem = _missing_prerequisites()
+    if problem:
+        pytest.fail(f"Kubernetes-mode tests cannot run: {problem}", pytrace=False)
+
+
+@pytest.fixture
+def lab(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Lab]:
+    """Node + API for one test; after a passing test every pod is deleted and the node
+    must be as it started (no lease, record, lock, temp file or stray link)."""
+    machine_links = {n for n in host_links() if n.startswith(PREFIX)}
+    with Node.create(PREFIX, tmp_path) as node:
+        api = Api(f"/var/run/netns/{node.name}")
+        try:
+            yield Lab(node, api, tmp_path)
+        finally:
+            api.close()
+        if request.node.stash.get(_PASSED, False):
+            for pod in list(node.pods):
+                node.delete_pod(f"/var/run/netns/{pod}")
+            problems = node.problems(settle=5)
+            leaked = {n for n in host_links() if n.startswith(PREFIX)} - machine_links
+            if leaked:
+                problems.append(f"links on the machine's own netns: {sorted(leaked)}")
+            assert not problems, "invariants broken after the test: " + "; ".join(problems)
