@@ -93,3 +93,28 @@ def test_pool_exhaustion_fails_the_excess_cleanly(node: Node) -> None:
     failed = {cid: call.stdout for cid, call in dels.items() if (call.rc, call.stdout) != (0, "")}
     assert not failed, failed
     assert node.problems() == []
+
+
+def test_add_and_del_racing_on_one_container_stay_coherent(node: Node) -> None:
+    """The runtime may not, but a restarted kubelet can: ADD and DEL of one container at
+    the same time. The per-container lock serialises them, so after each race the pod
+    is either fully attached (record, lease, eth0) or not at all."""
+    bridge = node.add_bridge("miacni0")
+    conf = node.conf(
+        [bridge_delegate(node, bridge, "10.201.40.0/24", isDefaultGateway=True)],
+        cniVersion="1.0.0",
+    )
+    pod = node.add_pod("mia")
+    for _ in range(8):
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            add = pool.submit(node.run, "ADD", conf, container_id="racepod", netns=pod)
+            delete = pool.submit(node.run, "DEL", conf, container_id="racepod", netns=pod)
+            assert delete.result().rc == 0, delete.result().stdout
+            added = add.result().rc == 0
+        attached = bool(cache_records(node.cni_dir))
+        assert added or not attached, "a failed ADD left a record"
+        assert len(leases(node.data_dir)) == int(attached)
+        assert node.pod_links(pod) == ({"lo", "eth0"} if attached else {"lo"})
+        cleanup = node.run("DEL", conf, container_id="racepod", netns=pod)
+        assert cleanup.rc == 0, cleanup.stdout
+        assert node.problems() == []

@@ -45,6 +45,9 @@ def test_check_after_add_and_after_an_interface_is_removed(node: Node) -> None:
     assert error["cniVersion"] == "1.1.0"
     assert "'ptp' (net1," in error["msg"], error
     assert "delegates[1]" in error["msg"], error
+    # disableCheck: the runtime asked for no CHECK, so no delegate is asked either.
+    check = node.run("CHECK", {**conf, "disableCheck": True}, container_id="lifepod", netns=pod)
+    assert (check.rc, check.stdout) == (0, ""), check.stderr
 
     delete = node.run("DEL", conf, container_id="lifepod", netns=pod)
     assert delete.rc == 0, delete.stdout + delete.stderr
