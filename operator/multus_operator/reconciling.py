@@ -1,0 +1,549 @@
+"""The operator's memory of the cluster and the loop that makes the cluster match it.
+
+kopf's watch handlers only record what they see (`on_*` methods, synchronous and
+cheap) and mark what became dirty. One loop, woken by those marks and debounced,
+does all the writing: per-node ConfigMaps and network status conditions. Every
+write is preceded by a comparison with the last state seen, so a resync that
+changes nothing writes nothing.
+
+The state is first filled by LIST calls (`bootstrap`), so that the first pass never
+acts on a half-listed cluster (e.g. deleting the ConfigMap of a node not yet seen).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import functools
+import hashlib
+import json
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from multus_api.inventory import SriovInventory
+from multus_api.settings import MultusSettings
+
+from . import conditions, rendering, validation
+from .kubeapi import ApiError, KubeApi, path_for
+from .rendering import NetworkView, NodeView
+
+logger = logging.getLogger("multus_operator")
+
+NETWORKS = ("kubernetes.com", "v1", "networks")
+NADS = ("k8s.cni.cncf.io", "v1", "network-attachment-definitions")
+NODESTATES = ("multus.cni.cncf.io", "v1", "nodestates")
+COMPONENT = "multus-operator"
+NetworkKey = tuple[str, str, str]  # (kind, namespace, name)
+
+
+@dataclasses.dataclass
+class NodeInfo:
+    name: str
+    uid: str | None
+    labels: dict[str, str]
+
+
+@dataclasses.dataclass
+class NetworkRecord:
+    """One Network or NAD as last seen, with its check results."""
+
+    kind: str
+    namespace: str
+    name: str
+    uid: str | None
+    generation: int | None
+    fingerprint: str
+    report: validation.Report
+    view: NetworkView | None  # None when invalid
+    conditions: list[dict[str, Any]] | None  # as stored on the object (or last reported)
+
+    @property
+    def involved(self) -> dict[str, Any]:
+        api = "kubernetes.com/v1" if self.kind == "Network" else "k8s.cni.cncf.io/v1"
+        ref = {"apiVersion": api, "kind": self.kind, "name": self.name}
+        ref["namespace"] = self.namespace
+        if self.uid:
+            ref["uid"] = self.uid
+        return ref
+
+
+@dataclasses.dataclass
+class ObservedConfigMap:
+    data: dict[str, str]
+    labels: dict[str, str]
+    owned: bool
+
+
+def _fingerprint(body: dict[str, Any]) -> str:
+    """What validation depends on: all but metadata and status."""
+    relevant = {k: v for k, v in body.items() if k not in ("metadata", "status")}
+    return hashlib.sha256(json.dumps(relevant, sort_keys=True).encode()).hexdigest()
+
+
+class Reconciler:
+    def __init__(self, namespace: str, *, debounce: float = 0.2, concurrency: int = 16) -> None:
+        self.namespace = namespace
+        self.debounce = debounce
+        self.concurrency = concurrency
+        self.api: KubeApi | None = None
+        self.nodes: dict[str, NodeInfo] = {}
+        self.inventories: dict[str, SriovInventory] = {}
+        self.networks: dict[NetworkKey, NetworkRecord] = {}
+        self.configmaps: dict[str, ObservedConfigMap] = {}
+        self.settings: MultusSettings | None = None  # the last good settings
+        self.settings_text: str | None = None
+        self.settings_condition = conditions.Wanted(
+            "SettingsValid", "Unknown", "NotRead", "settings not read yet"
+        )
+        self.nad_has_status = False
+        self.bootstrapped = asyncio.Event()
+        self.passes = 0
+        self.last_pass_seconds = 0.0
+        self.idle = asyncio.Event()
+        self._wake = asyncio.Event()
+        self._dirty_nodes: set[str] = set()
+        self._all_nodes = False
+        self._dirty_networks: set[NetworkKey] = set()
+        self._all_networks = False
+        self._settings_dirty = False
+        self._settings_reported = ""
+        self._sriov_views: list[NetworkView] = []
+        self._sriov_views_stale = True
+        # NADs without /status: the Valid state our last Event said, so a restart is quiet.
+        self._nad_seed: dict[NetworkKey, list[dict[str, Any]]] = {}
+
+    # --- what the watch handlers report ------------------------------------------------
+
+    def on_node(self, event: str | None, body: dict[str, Any]) -> None:
+        meta = body.get("metadata") or {}
+        name = meta.get("name")
+        if not name:
+            return
+        if event == "DELETED":
+            self.nodes.pop(name, None)
+        else:
+            info = NodeInfo(name, meta.get("uid"), dict(meta.get("labels") or {}))
+            if self.nodes.get(name) == info:
+                return
+            self.nodes[name] = info
+        self._mark_node(name)
+        self._mark_all_networks()
+
+    def on_nodestate(self, event: str | None, body: dict[str, Any]) -> None:
+        name = (body.get("metadata") or {}).get("name")
+        if not name:
+            return
+        if event == "DELETED":
+            inventory = None
+        else:
+            status = {k: v for k, v in (body.get("status") or {}).items() if k != "observedTime"}
+            try:
+                inventory = SriovInventory.model_validate(status)
+            except ValueError as exc:
+                logger.warning("NodeState %s: unusable inventory: %s", name, exc)
+                return
+        if self.inventories.get(name) == inventory:
+            return
+        if inventory is None:
+            self.inventories.pop(name, None)
+        else:
+            self.inventories[name] = inventory
+        self._mark_node(name)
+        self._mark_all_networks()
+
+    def on_configmap(self, event: str | None, body: dict[str, Any]) -> None:
+        meta = body.get("metadata") or {}
+        if meta.get("namespace") != self.namespace:
+            return
+        if meta.get("name") == validation.SETTINGS_CONFIGMAP:
+            text = (
+                None
+                if event == "DELETED"
+                else (body.get("data") or {}).get(validation.SETTINGS_KEY, "")
+            )
+            if text != self.settings_text:
+                self.settings_text = text
+                self._settings_dirty = True
+                self._kick()
+            return
+        labels = meta.get("labels") or {}
+        if labels.get(rendering.COMPONENT_LABEL) != rendering.COMPONENT:
+            return
+        node = (meta.get("annotations") or {}).get(rendering.NODE_LABEL)
+        if not node:
+            return
+        if event == "DELETED":
+            self.configmaps.pop(node, None)
+        else:
+            self.configmaps[node] = ObservedConfigMap(
+                dict(body.get("data") or {}), dict(labels), bool(meta.get("ownerReferences"))
+            )
+        self._mark_node(node)
+
+    def on_network(self, event: str | None, body: dict[str, Any]) -> None:
+        kind = str(body.get("kind") or "")
+        meta = body.get("metadata") or {}
+        key = (kind, str(meta.get("namespace") or "default"), str(meta.get("name") or ""))
+        before = self.networks.get(key)
+        if event == "DELETED":
+            self.networks.pop(key, None)
+            if before is not None and before.view is not None and before.view.is_sriov:
+                self._sriov_changed()
+            return
+        fingerprint = _fingerprint(body)
+        status_conditions = (body.get("status") or {}).get("conditions")
+        if before is not None and before.fingerprint == fingerprint:
+            report, view = before.report, before.view
+        else:
+            report = validation.validate_object(body)
+            view = None
+            if report.valid:
+                view = NetworkView(f"{key[1]}/{key[2]}", tuple(validation.delegate_confs(body)))
+        stored = status_conditions if self._has_status(kind) else None
+        if not self._has_status(kind):  # NADs without /status: what we last reported
+            stored = before.conditions if before is not None else self._nad_seed.pop(key, None)
+        record = NetworkRecord(
+            kind=kind,
+            namespace=key[1],
+            name=key[2],
+            uid=meta.get("uid"),
+            generation=meta.get("generation"),
+            fingerprint=fingerprint,
+            report=report,
+            view=view,
+            conditions=stored,
+        )
+        self.networks[key] = record
+        was_sriov = before is not None and before.view is not None and before.view.is_sriov
+        now_sriov = view is not None and view.is_sriov
+        if (was_sriov or now_sriov) and (before is None or before.view != view):
+            self._sriov_changed()
+        self._dirty_networks.add(key)
+        self._kick()
+
+    def _has_status(self, kind: str) -> bool:
+        return kind == "Network" or self.nad_has_status
+
+    def _sriov_changed(self) -> None:
+        self._sriov_views_stale = True
+        self._all_nodes = True
+        self._kick()
+
+    def _mark_node(self, name: str) -> None:
+        self._dirty_nodes.add(name)
+        self._kick()
+
+    def _mark_all_networks(self) -> None:
+        self._all_networks = True
+        self._kick()
+
+    def _kick(self) -> None:
+        self.idle.clear()
+        self._wake.set()
+
+    def resync(self) -> None:
+        """Re-check everything against the state seen (what a periodic resync does)."""
+        self._all_nodes = True
+        self._all_networks = True
+        self._settings_dirty = True
+        self._kick()
+
+    # --- the loop -------------------------------------------------------------------------
+
+    async def bootstrap(self, api: KubeApi) -> None:
+        """Fill the state from LIST calls, then mark everything for a first full pass."""
+        self.api = api
+        self.nad_has_status = await api.has_status_subresource(*NADS)
+        selector = f"{rendering.COMPONENT_LABEL}={rendering.COMPONENT}"
+        nodes, states, cms, settings, nets, nads = await asyncio.gather(
+            api.list(path_for("", "v1", "nodes")),
+            api.list(path_for(*NODESTATES)),
+            api.list(path_for("", "v1", "configmaps", self.namespace), selector),
+            api.get(
+                path_for("", "v1", "configmaps", self.namespace, validation.SETTINGS_CONFIGMAP)
+            ),
+            api.list(path_for(*NETWORKS)),
+            api.list(path_for(*NADS)),
+        )
+        for body in nodes:
+            self.on_node(None, body)
+        for body in states:
+            self.on_nodestate(None, body)
+        for body in cms:
+            self.on_configmap(None, body)
+        if settings is not None:
+            self.on_configmap(None, settings)
+        if not self.nad_has_status:
+            self._seed_from_events(await api.list(path_for("", "v1", "events")))
+        for body in [*nets, *nads]:
+            self.on_network(None, body)
+        self.resync()
+        self.bootstrapped.set()
+
+    def _seed_from_events(self, events: list[dict[str, Any]]) -> None:
+        latest: dict[NetworkKey, dict[str, Any]] = {}
+        for event in events:
+            obj = event.get("involvedObject") or {}
+            if (event.get("source") or {}).get("component") != COMPONENT:
+                continue
+            if obj.get("kind") != "NetworkAttachmentDefinition":
+                continue
+            if event.get("reason") not in ("Valid", "Invalid"):
+                continue
+            key = (obj["kind"], str(obj.get("namespace")), str(obj.get("name")))
+            stamp = str(event.get("lastTimestamp") or "")
+            if key not in latest or stamp >= str(latest[key].get("lastTimestamp") or ""):
+                latest[key] = event
+        for key, event in latest.items():
+            status = "True" if event["reason"] == "Valid" else "False"
+            self._nad_seed[key] = [{"type": "Valid", "status": status}]
+
+    async def run(self, api: KubeApi) -> None:
+        await self.bootstrap(api)
+        while True:
+            await self._wake.wait()
+            await asyncio.sleep(self.debounce)  # let a burst of events land first
+            self._wake.clear()
+            started = time.monotonic()
+            try:
+                await self.reconcile_once()
+            except Exception:
+                logger.exception("reconcile pass failed; retrying")
+                await asyncio.sleep(1.0)
+                self._all_nodes = self._all_networks = True
+                self._wake.set()
+                continue
+            self.passes += 1
+            self.last_pass_seconds = time.monotonic() - started
+            if not self._wake.is_set():
+                self.idle.set()
+
+    async def reconcile_once(self) -> None:
+        await self._apply_settings()
+        nodes = set(self._dirty_nodes)
+        if self._all_nodes:
+            nodes |= set(self.nodes) | set(self.configmaps)
+        self._dirty_nodes.clear()
+        self._all_nodes = False
+        networks = set(self._dirty_networks)
+        if self._all_networks:
+            networks |= set(self.networks)
+        self._dirty_networks.clear()
+        self._all_networks = False
+        await self._bounded([functools.partial(self._sync_node, n) for n in sorted(nodes)])
+        await self._bounded([functools.partial(self._sync_network, k) for k in sorted(networks)])
+
+    async def _bounded(self, jobs: list[Callable[[], Awaitable[None]]]) -> None:
+        limit = asyncio.Semaphore(self.concurrency)
+
+        async def one(job: Callable[[], Awaitable[None]]) -> None:
+            async with limit:
+                await job()
+
+        results = await asyncio.gather(*(one(j) for j in jobs), return_exceptions=True)
+        failures = [r for r in results if isinstance(r, BaseException)]
+        if failures:
+            raise failures[0]
+
+    # --- settings -------------------------------------------------------------------------
+
+    async def _apply_settings(self) -> None:
+        if not self._settings_dirty:
+            return
+        self._settings_dirty = False
+        if self.settings_text is None:
+            self.settings_condition = conditions.Wanted(
+                "SettingsValid",
+                "False",
+                "NotFound",
+                f"ConfigMap {self.namespace}/{validation.SETTINGS_CONFIGMAP} not found;"
+                " nothing is rendered until it exists",
+            )
+            return
+        parsed, problems = validation.parse_settings(self.settings_text, validation.SETTINGS_KEY)
+        if parsed is None:
+            message = "; ".join(str(p) for p in problems if p.is_error)
+            kept = "keeping the last good rendering" if self.settings else "nothing rendered"
+            self.settings_condition = conditions.Wanted(
+                "SettingsValid", "False", "InvalidSettings", f"{message} ({kept})"
+            )
+            logger.error("invalid %s: %s", validation.SETTINGS_CONFIGMAP, message)
+            if message != self._settings_reported:
+                self._settings_reported = message
+                await self._event(
+                    {
+                        "apiVersion": "v1",
+                        "kind": "ConfigMap",
+                        "name": validation.SETTINGS_CONFIGMAP,
+                        "namespace": self.namespace,
+                    },
+                    "Warning",
+                    "InvalidSettings",
+                    f"{message} ({kept})",
+                )
+            return
+        self._settings_reported = ""
+        self.settings_condition = conditions.Wanted(
+            "SettingsValid", "True", "Valid", "settings in use"
+        )
+        if parsed != self.settings:
+            self.settings = parsed
+            self._all_nodes = True
+
+    # --- nodes ----------------------------------------------------------------------------
+
+    def _sriov_networks(self) -> list[NetworkView]:
+        if self._sriov_views_stale:
+            self._sriov_views = [
+                r.view for r in self.networks.values() if r.view is not None and r.view.is_sriov
+            ]
+            self._sriov_views_stale = False
+        return self._sriov_views
+
+    def desired(self, name: str) -> dict[str, str] | None:
+        node = self.nodes.get(name)
+        if node is None or self.settings is None:
+            return None
+        view = NodeView(name, node.labels, self.inventories.get(name))
+        return rendering.render(self.settings, view, self._sriov_networks())
+
+    async def _sync_node(self, name: str) -> None:
+        assert self.api is not None
+        node = self.nodes.get(name)
+        observed = self.configmaps.get(name)
+        cm_path = path_for("", "v1", "configmaps", self.namespace, rendering.configmap_name(name))
+        if node is None:
+            if observed is not None:
+                await self.api.delete(cm_path)
+                self.configmaps.pop(name, None)
+            return
+        data = self.desired(name)
+        if data is None:
+            return  # no settings yet: keep whatever is there
+        body = rendering.configmap_body(name, self.namespace, data, node.uid)
+        labels = body["metadata"]["labels"]
+        if observed is None:
+            try:
+                await self.api.create(path_for("", "v1", "configmaps", self.namespace), body)
+                self.configmaps[name] = ObservedConfigMap(data, labels, bool(node.uid))
+                return
+            except ApiError as exc:
+                if exc.status != 409:
+                    raise
+                # Created by an earlier run that died before seeing it: adopt and compare.
+                existing = await self.api.get(cm_path) or {}
+                meta = existing.get("metadata") or {}
+                observed = ObservedConfigMap(
+                    dict(existing.get("data") or {}),
+                    dict(meta.get("labels") or {}),
+                    bool(meta.get("ownerReferences")),
+                )
+        labels_ok = all(observed.labels.get(k) == v for k, v in labels.items())
+        owner_ok = observed.owned or not node.uid
+        if observed.data == data and labels_ok and owner_ok:
+            return
+        patch_data: dict[str, str | None] = {k: None for k in observed.data if k not in data}
+        patch_data.update(data)
+        patch: dict[str, Any] = {"data": patch_data, "metadata": {"labels": labels}}
+        patch["metadata"]["annotations"] = body["metadata"]["annotations"]
+        if "ownerReferences" in body["metadata"]:
+            patch["metadata"]["ownerReferences"] = body["metadata"]["ownerReferences"]
+        await self.api.patch(cm_path, patch)
+        self.configmaps[name] = ObservedConfigMap(data, {**observed.labels, **labels}, True)
+
+    # --- network status -------------------------------------------------------------------
+
+    def wanted_conditions(self, record: NetworkRecord) -> list[conditions.Wanted]:
+        report = record.report
+        if report.valid:
+            reason = "ChecksPassedWithWarnings" if report.warnings else "ChecksPassed"
+            valid = conditions.Wanted("Valid", "True", reason, report.summary())
+        else:
+            valid = conditions.Wanted("Valid", "False", "InvalidConfig", report.summary())
+        return [valid, self._ready(record)]
+
+    def _ready(self, record: NetworkRecord) -> conditions.Wanted:
+        if record.view is None:
+            return conditions.Wanted("Ready", "False", "Invalid", "not usable: see Valid")
+        total = len(self.nodes)
+        if total == 0:
+            return conditions.Wanted("Ready", "False", "NoNodes", "no nodes in the cluster")
+        if not record.view.is_sriov:
+            return conditions.Wanted(
+                "Ready", "True", "UsableOnAllNodes", "no node-specific requirement"
+            )
+        missing: list[str] = []
+        usable = 0
+        for name in sorted(self.nodes):
+            why = rendering.usable_on(record.view, self.inventories.get(name))
+            if why is None:
+                usable += 1
+            else:
+                missing.append(f"{name} ({why})")
+        message = f"usable on {usable} of {total} nodes"
+        if missing:
+            shown = ", ".join(missing[:10])
+            more = f" and {len(missing) - 10} more" if len(missing) > 10 else ""
+            message += f"; not on: {shown}{more}"
+        if usable == 0:
+            return conditions.Wanted("Ready", "False", "NoUsableNode", message)
+        reason = "UsableOnAllNodes" if usable == total else "UsableOnSomeNodes"
+        return conditions.Wanted("Ready", "True", reason, message)
+
+    async def _sync_network(self, key: NetworkKey) -> None:
+        assert self.api is not None
+        record = self.networks.get(key)
+        if record is None:
+            return
+        merged = conditions.merge(
+            record.conditions,
+            self.wanted_conditions(record),
+            record.generation,
+            conditions.now_rfc3339(),
+        )
+        if merged == record.conditions:
+            return
+        if conditions.transitioned(record.conditions, merged, "Valid"):
+            valid = merged[0]
+            good = valid["status"] == "True"
+            await self._event(
+                record.involved,
+                "Normal" if good else "Warning",
+                "Valid" if good else "Invalid",
+                valid["message"],
+            )
+        if self._has_status(record.kind):
+            group, version, plural = NETWORKS if record.kind == "Network" else NADS
+            path = path_for(group, version, plural, record.namespace, record.name, "status")
+            try:
+                await self.api.patch(path, {"status": {"conditions": merged}})
+            except ApiError as exc:
+                if exc.status != 404:  # deleted meanwhile: nothing to report on
+                    raise
+        record.conditions = merged
+
+    async def _event(self, involved: dict[str, Any], kind: str, reason: str, message: str) -> None:
+        assert self.api is not None
+        namespace = involved.get("namespace") or self.namespace
+        stamp = conditions.now_rfc3339()
+        name = f"{involved['name']}.{time.time_ns():x}"
+        body = {
+            "apiVersion": "v1",
+            "kind": "Event",
+            "metadata": {"name": name, "namespace": namespace},
+            "involvedObject": involved,
+            "type": kind,
+            "reason": reason,
+            "message": message[:1024],
+            "source": {"component": COMPONENT},
+            "reportingComponent": COMPONENT,
+            "firstTimestamp": stamp,
+            "lastTimestamp": stamp,
+            "count": 1,
+        }
+        try:
+            await self.api.create(path_for("", "v1", "events", namespace), body)
+        except ApiError as exc:  # an Event is never worth failing a pass for
+            logger.warning("could not post event %s: %s", reason, exc)
