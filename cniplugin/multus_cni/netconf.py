@@ -29,9 +29,7 @@ SERVICE_ACCOUNT_TOKEN = "/var/run/secrets/kubernetes.io/serviceaccount/token"
 
 def in_cluster_available() -> bool:
     """Inside a pod with a service account: Kubernetes mode without a kubeconfig."""
-    return bool(os.environ.get("KUBERNETES_SERVICE_HOST")) and os.path.exists(
-        SERVICE_ACCOUNT_TOKEN
-    )
+    return bool(os.environ.get("KUBERNETES_SERVICE_HOST")) and os.path.exists(SERVICE_ACCOUNT_TOKEN)
 
 
 class DelegateNetwork:

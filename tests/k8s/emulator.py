@@ -118,8 +118,10 @@ class Api:
         self._stop = asyncio.Event()
         emulator = FaultyEmulator()
         emulator.resources.load_bundled()
-        emulator.resources[NETWORK] = {"kind": "Network", "namespaced": True}
-        emulator.resources[NAD] = {"kind": "NetworkAttachmentDefinition", "namespaced": True}
+        emulator.resources[NETWORK] = kmock.ResourceInfo(kind="Network", namespaced=True)
+        emulator.resources[NAD] = kmock.ResourceInfo(
+            kind="NetworkAttachmentDefinition", namespaced=True
+        )
         async with emulator, kmock.Server(emulator) as server:
             self.emulator = emulator
             self.url = f"http://127.0.0.1:{server.port}"

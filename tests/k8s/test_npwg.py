@@ -251,14 +251,13 @@ def test_capability_not_declared_fails(lab: Lab) -> None:
     node = lab.node
     bridge = node.add_bridge("midcni0")
     lab.nad("yellow", ptp_nad(lab, YELLOW), "mid-a")
-    for index, element in enumerate(
-        [
-            {"name": "yellow", "ips": ["10.204.24.9/24"]},
-            {"name": "yellow", "mac": "0a:58:0a:cc:18:09"},
-            {"name": "yellow", "portMappings": [{"hostPort": 8080, "containerPort": 80}]},
-            {"name": "yellow", "bandwidth": {"ingressRate": 1000}},
-        ]
-    ):
+    elements: list[dict[str, Any]] = [
+        {"name": "yellow", "ips": ["10.204.24.9/24"]},
+        {"name": "yellow", "mac": "0a:58:0a:cc:18:09"},
+        {"name": "yellow", "portMappings": [{"hostPort": 8080, "containerPort": 80}]},
+        {"name": "yellow", "bandwidth": {"ingressRate": 1000}},
+    ]
+    for index, element in enumerate(elements):
         pod = lab.pod(
             f"cap{index}", "mid-a", {"k8s.v1.cni.cncf.io/networks": json.dumps([element])}
         )

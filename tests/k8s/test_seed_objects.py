@@ -140,4 +140,5 @@ def test_seed_missing_network_object(lab: Lab) -> None:
     assert error["code"] == 7
     assert "nowhere-conf" in error["msg"] and "mid-apps, default" in error["msg"]
     assert Node.pod_links(netns) == {"lo"}
-    assert lab.api.get(POD, "mid-apps", "lost")["metadata"]["annotations"] == annotations
+    stored = lab.api.get(POD, "mid-apps", "lost")
+    assert stored is not None and stored["metadata"]["annotations"] == annotations

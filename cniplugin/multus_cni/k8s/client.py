@@ -77,7 +77,7 @@ class Client:
         status, doc = self.request("GET", path)
         if status == 404:
             return None
-        self._raise_for(status, doc, "GET", path)
+        self.raise_for(status, doc, "GET", path)
         if not isinstance(doc, dict):
             raise CniError(
                 f"Kubernetes API: GET {path} returned a {type(doc).__name__}, not an object"
@@ -128,7 +128,7 @@ class Client:
         self._reader = None
 
     @staticmethod
-    def _raise_for(status: int, doc: Any, method: str, path: str) -> None:
+    def raise_for(status: int, doc: Any, method: str, path: str) -> None:
         if 200 <= status < 300:
             return
         reason = doc.get("reason", "") if isinstance(doc, dict) else ""
@@ -187,6 +187,12 @@ class Client:
             raise _Transient(f"no answer within {self.timeout:g}s") from None
         except (ConnectionError, OSError) as exc:
             self.close()
+            if type(exc).__name__ == "SSLCertVerificationError":
+                # Not transient: the server's certificate does not match the trusted CA.
+                raise InvalidConfig(
+                    f"{self.config.source}: cannot verify the API server "
+                    f"{self.config.server}: {exc}"
+                ) from None
             raise _Transient(
                 f"connection failed: {exc}", fresh=isinstance(exc, ConnectionError)
             ) from None

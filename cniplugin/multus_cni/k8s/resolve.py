@@ -271,10 +271,6 @@ class Resolver:
         if not masters:
             planned[0].network.master = True
             masters = planned[:1]
-        if override is not None:
-            for extra in planned[1:]:
-                extra.network.master = False
-            masters = planned[:1]
         masters[0].cluster = True
         if self.ref.namespace not in self.settings.system_namespaces:
             defaults = raw.get("defaultNetworks") or []

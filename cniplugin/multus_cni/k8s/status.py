@@ -119,7 +119,7 @@ def write_network_status(
         if status == 409:
             log.verbose(f"network-status of {namespace}/{pod}: conflict, retrying")
             continue
-        Client._raise_for(status, doc, "PATCH", path)
+        Client.raise_for(status, doc, "PATCH", path)
     raise CniError(
         f"network-status of pod {namespace}/{pod}: still conflicting after "
         f"{CONFLICT_RETRIES} attempts"
