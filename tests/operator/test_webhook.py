@@ -1,0 +1,114 @@
+"""The validating admission webhook, over TLS: bad objects are refused at once."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import socket
+import ssl
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+
+from tests.operator.broken import BROKEN, SEED_NETWORKS, seed
+from tests.operator.conftest import Client, running
+from tests.operator.emulator import Emulator
+
+pytestmark = pytest.mark.skipif(shutil.which("openssl") is None, reason="needs openssl")
+
+
+@pytest.fixture(scope="module")
+def tls() -> Iterator[tuple[str, str]]:
+    with tempfile.TemporaryDirectory(prefix="multus-op-webhook-") as tmp:
+        cert, key = Path(tmp, "cert.pem"), Path(tmp, "key.pem")
+        subprocess.run(
+            ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+             "-keyout", str(key), "-out", str(cert), "-subj", "/CN=localhost",
+             "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"],
+            check=True, capture_output=True,
+        )  # fmt: skip
+        yield str(cert), str(key)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def _review(obj: dict[str, Any], resource: str) -> dict[str, Any]:
+    group, version = obj["apiVersion"].split("/")
+    return {
+        "apiVersion": "admission.k8s.io/v1",
+        "kind": "AdmissionReview",
+        "request": {
+            "uid": "4b4f5ab2-0000-4000-8000-000000000001",
+            "kind": {"group": group, "version": version, "kind": obj["kind"]},
+            "resource": {"group": group, "version": version, "resource": resource},
+            "operation": "CREATE",
+            "namespace": "default",
+            "name": obj["metadata"]["name"],
+            "object": obj,
+            "userInfo": {"username": "tester"},
+            "dryRun": False,
+        },
+    }
+
+
+async def test_webhook_refuses_broken_and_admits_seed(
+    emulator: tuple[Emulator, Client], tls: tuple[str, str]
+) -> None:
+    _emu, client = emulator
+    cert, key = tls
+    port = _free_port()
+    context = ssl.create_default_context(cafile=cert)
+    async with (
+        running(
+            client.url,
+            webhook_port=port,
+            webhook_addr="127.0.0.1",
+            webhook_host="127.0.0.1",
+            webhook_certfile=cert,
+            webhook_pkeyfile=key,
+        ),
+        aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=context)) as session,
+    ):
+        base = f"https://127.0.0.1:{port}"
+
+        async def review(obj: dict[str, Any]) -> dict[str, Any]:
+            network = obj["kind"] == "Network"
+            path = "validate-network" if network else "validate-nad"
+            plural = "networks" if network else "network-attachment-definitions"
+            for _ in range(50):  # the server starts with the operator
+                try:
+                    async with session.post(f"{base}/{path}", json=_review(obj, plural)) as r:
+                        answer: dict[str, Any] = await r.json()
+                        return answer["response"]  # type: ignore[no-any-return]
+                except aiohttp.ClientConnectorError:
+                    await asyncio.sleep(0.1)
+            raise AssertionError("webhook server never came up")
+
+        for name in SEED_NETWORKS:
+            answer = await review(seed(name))
+            assert answer["allowed"] is True
+        for obj, message in BROKEN.values():
+            answer = await review(obj)
+            assert answer["allowed"] is False
+            assert answer["status"]["code"] == 422
+            assert answer["status"]["message"].startswith(message)
+        warned = await review(
+            {
+                "apiVersion": "k8s.cni.cncf.io/v1",
+                "kind": "NetworkAttachmentDefinition",
+                "metadata": {"name": "w", "namespace": "default"},
+                "spec": {"config": '{"type": "bridge", "brdige": "br0"}'},
+            }
+        )
+        assert warned["allowed"] is True
+        assert warned["warnings"] == ["spec.config.brdige: unknown bridge field"]
