@@ -9,11 +9,13 @@ import subprocess
 import tempfile
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from tests.support.cni import MULTUS, CniCall
 
 ERROR_KEYS = {"cniVersion", "code", "msg", "details"}
+TIME = "/usr/bin/time"  # GNU time, for peak RSS
 
 
 def one_document(stdout: str) -> Any:
@@ -57,22 +59,29 @@ class MeasuredCall:
 
 
 def run_measured(command: str, stdin: bytes, env: dict[str, str]) -> MeasuredCall:
-    """Exec multus with files for its standard streams and reap it with wait4, to read
-    its peak RSS (and that of the delegates it waited for)."""
+    """Exec multus under GNU time to read its peak RSS (and that of the delegates it
+    waited for). Not via our own wait4: a child forked from this (possibly large) test
+    process inherits its RSS high-water mark, across exec."""
     full = {k: v for k, v in os.environ.items() if not k.startswith("CNI_")}
     full.update(env, CNI_COMMAND=command)
     with (
         tempfile.TemporaryFile() as fin,
         tempfile.TemporaryFile() as fout,
         tempfile.TemporaryFile() as ferr,
+        tempfile.NamedTemporaryFile(prefix="mib-rss-") as frss,
     ):
         fin.write(stdin)
         fin.seek(0)
         started = time.monotonic()
-        proc = subprocess.Popen([MULTUS], stdin=fin, stdout=fout, stderr=ferr, env=full)
-        _, status, usage = os.wait4(proc.pid, 0)
+        proc = subprocess.run(
+            [TIME, "-f", "%M", "-o", frss.name, MULTUS],
+            stdin=fin,
+            stdout=fout,
+            stderr=ferr,
+            env=full,
+            check=False,
+        )
         seconds = time.monotonic() - started
-        proc.returncode = os.waitstatus_to_exitcode(status)
         fout.seek(0)
         ferr.seek(0)
         call = CniCall(
@@ -80,4 +89,5 @@ def run_measured(command: str, stdin: bytes, env: dict[str, str]) -> MeasuredCal
             fout.read().decode("utf-8", "replace"),
             ferr.read().decode("utf-8", "replace"),
         )
-    return MeasuredCall(call, seconds, usage.ru_maxrss)
+        max_rss_kib = int(Path(frss.name).read_text().split()[-1])
+    return MeasuredCall(call, seconds, max_rss_kib)

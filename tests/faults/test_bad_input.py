@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from tests.fakes.harness import FakeWorld
-from tests.faults.checks import assert_error, one_document
+from tests.faults.checks import assert_error, one_document, run_measured
 from tests.support.cni import MULTUS, CniCall
 
 MIB = 1 << 20
@@ -181,4 +181,19 @@ def test_version_ignores_stdin_and_the_rest_of_the_environment(world: FakeWorld)
             "supportedVersions": ["0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0"],
         }
         assert "Traceback" not in call.stderr
+    assert world.calls() == []
+
+
+def test_huge_stdin_is_refused_fast_with_bounded_memory(world: FakeWorld) -> None:
+    """Row 2: 64 MiB on stdin; multus reads at most 1 MiB + 1 of it."""
+    env = {
+        "CNI_CONTAINERID": world.container_id,
+        "CNI_NETNS": world.netns,
+        "CNI_IFNAME": "eth0",
+        "CNI_PATH": str(world.bin_dir),
+    }
+    measured = run_measured("ADD", padded(world, 64 * MIB), env)
+    assert "more than 1048576" in assert_error(measured.call, 6)["msg"]
+    assert measured.seconds < 5
+    assert measured.max_rss_kib < 40 * 1024, measured.max_rss_kib
     assert world.calls() == []

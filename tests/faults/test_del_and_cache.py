@@ -162,8 +162,15 @@ def test_writer_killed_between_temp_write_and_rename(world: FakeWorld) -> None:
     world.assert_nothing_left()
 
 
-def test_kill_9_mid_add_then_del_leaves_nothing(world: FakeWorld) -> None:
-    """Row 28: multus and its process group die while delegate 2 is in its ADD; the
+@pytest.mark.parametrize(
+    ("signum", "group"),
+    [(signal.SIGKILL, True), (signal.SIGKILL, False), (signal.SIGTERM, False)],
+    ids=["kill-9-group", "kill-9", "sigterm"],
+)
+def test_multus_killed_mid_add_then_del_leaves_nothing(
+    world: FakeWorld, signum: int, group: bool
+) -> None:
+    """Row 28: multus (and its process group) die while delegate 2 is in its ADD; the
     delegate itself (its own group) lives on. The runtime's DEL stops it and undoes
     every delegate of the recorded plan."""
     d1, d2, d3 = world.delegate("d1"), world.delegate("d2", "fake2"), world.delegate("d3")
@@ -191,8 +198,12 @@ def test_kill_9_mid_add_then_del_leaves_nothing(world: FakeWorld) -> None:
     try:
         assert wait_until(lambda: d2.marker_names() != [], 10)
     finally:
-        os.killpg(proc.pid, signal.SIGKILL)
+        if group:
+            os.killpg(proc.pid, signum)
+        else:
+            os.kill(proc.pid, signum)
         proc.wait()
+    assert proc.returncode == -signum
     assert world.record()["state"] == "adding"
     assert world.processes(), "the sleeping delegate should have outlived multus"
     assert_ok(world.run("DEL", conf), prints=False)

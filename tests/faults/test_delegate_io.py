@@ -309,3 +309,17 @@ def test_result_conversion_table(world: FakeWorld, conf_version: str, result_ver
     assert result["dns"] == RESULT_11["dns"]
     assert_ok(world.run("DEL", world.conf([d1.conf()], conf_version)), prints=False)
     world.assert_nothing_left()
+
+
+def test_delegate_stderr_is_forwarded_to_the_log(world: FakeWorld) -> None:
+    """Row 21: a delegate's stderr lands in multus's log (at verbose), never on stdout."""
+    d1, d2 = world.delegate("d1"), world.delegate("d2")
+    d2.steer(ADD={"stderr": "mib-diagnostic: carrier down\n"})
+    log_file = world.root / "multus.log"
+    conf = world.conf([d1.conf(), d2.conf()], logLevel="verbose", logFile=str(log_file))
+    call = world.run("ADD", conf)
+    assert_ok(call)
+    assert "mib-diagnostic" not in call.stdout and "mib-diagnostic" not in call.stderr
+    assert "net1, delegates[1]) ADD stderr: mib-diagnostic: carrier down" in log_file.read_text()
+    assert_ok(world.run("DEL", conf), prints=False)
+    world.assert_nothing_left()
