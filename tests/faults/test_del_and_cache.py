@@ -150,7 +150,7 @@ def test_writer_killed_between_temp_write_and_rename(world: FakeWorld) -> None:
     store = AttachmentStore(str(world.cni_dir))
     pid = os.fork()
     if pid == 0:  # the child dies exactly between the fsync and the rename
-        os.rename = lambda *a, **k: os.kill(os.getpid(), signal.SIGKILL)  # type: ignore[assignment]
+        os.rename = lambda *a, **k: os.kill(os.getpid(), signal.SIGKILL)
         store.save({**before, "state": "adding", "delegates": []})
         os._exit(0)
     _, status = os.waitpid(pid, 0)

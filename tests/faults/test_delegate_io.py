@@ -262,7 +262,7 @@ def test_bad_plugin_type_is_invalid_config_and_nothing_executes(
     world.assert_nothing_left()
 
 
-RESULT_11 = {
+RESULT_11: dict[str, Any] = {
     "interfaces": [
         {"name": "eth0", "sandbox": "/ns", "mtu": 1400, "socketPath": "/s", "pciID": "0:1"}
     ],

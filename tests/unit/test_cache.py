@@ -108,7 +108,7 @@ def test_write_atomic_failure_keeps_the_old_content_and_no_temp(
     def broken_fsync(fd: int) -> None:
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(fsutil.os, "fsync", broken_fsync)
+    monkeypatch.setattr(os, "fsync", broken_fsync)
     with pytest.raises(OSError):
         fsutil.write_atomic(str(target), b"new")
     monkeypatch.undo()
