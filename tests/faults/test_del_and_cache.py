@@ -275,3 +275,20 @@ def test_lock_file_of_another_container_is_left_alone(world: FakeWorld) -> None:
     assert [p.name for p in Path(world.cni_dir / "locks").iterdir()] == ["mib-other.lock"]
     other.unlink()
     world.assert_nothing_left()
+
+
+def test_del_that_hangs_times_out_keeps_the_record_and_a_later_del_finishes(
+    world: FakeWorld,
+) -> None:
+    d1, d2 = two(world)
+    conf = world.conf([d1.conf(), d2.conf()], delegateTimeout=1)
+    assert_ok(world.run("ADD", conf))
+    d2.steer(DEL={"sleep": 600, "effect": False})
+    doc = assert_error(world.run("DEL", conf), 11)
+    assert "timed out" in doc["msg"] and "fake2" in doc["msg"]
+    assert world.sequence()[-2:] == [("d2", "DEL"), ("d1", "DEL")]  # d1 still cleaned
+    assert world.record()["state"] == "added"
+    assert wait_until(lambda: not world.processes(), 5), "the hung DEL was not killed"
+    d2.steer()
+    assert_ok(world.run("DEL", conf), prints=False)
+    world.assert_nothing_left()

@@ -207,3 +207,39 @@ def test_deeply_nested_output_is_a_clean_failure(world: FakeWorld, exit_code: in
     assert "fake2" in doc["msg"]
     assert world.sequence() == rolled_back_after(world, "d2")
     world.assert_nothing_left()
+
+
+@pytest.mark.parametrize(
+    "result",
+    [
+        {"cniVersion": "0.2.0", "ip4": {"ip": "10.202.6.2/24"}},
+        {"cniVersion": "9.9.9"},
+        {"cniVersion": 1, "ips": []},
+    ],
+    ids=["0.2.0", "future", "not-a-string"],
+)
+def test_result_in_a_version_we_cannot_convert_fails_and_rolls_back(
+    world: FakeWorld, result: dict[str, Any]
+) -> None:
+    d1, d2, _ = three(world)
+    d2.steer(ADD={"result": result})
+    doc = assert_error(world.run("ADD", world.conf([d1.conf(), d2.conf()])), 1)
+    assert "cannot convert" in doc["msg"]
+    assert world.sequence() == rolled_back_after(world, "d2")
+    world.assert_nothing_left()
+
+
+def test_rollback_that_fails_leaves_the_record_for_the_runtimes_del(world: FakeWorld) -> None:
+    """ADD of d2 fails and so does the rollback DEL of d1: the original error is
+    returned, the "adding" record stays, and the runtime's DEL finishes the job."""
+    d1, d2, _ = three(world)
+    d2.steer(ADD={"error": {"code": 11, "msg": "busy"}})
+    d1.steer(DEL={"error": {"code": 5, "msg": "disk full"}, "effect": False})
+    conf = world.conf([d1.conf(), d2.conf()])
+    doc = assert_error(world.run("ADD", conf), 11)
+    assert "busy" in doc["msg"]
+    assert world.record()["state"] == "adding"
+    assert d1.marker_names() == [f"{world.container_id}-eth0"]
+    d1.steer()
+    assert_ok(world.run("DEL", conf), prints=False)
+    world.assert_nothing_left()
