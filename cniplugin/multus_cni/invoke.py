@@ -172,8 +172,30 @@ def run_bounded(
         for fd in list(open_fds):
             _close(poller, open_fds, fd)
     if status is None:
-        status = os.waitpid(pid, 0)[1]
+        status = _reap(pid, deadline, timeout, label, err)
     return os.waitstatus_to_exitcode(status), bytes(out), bytes(err)
+
+
+def _reap(pid: int, deadline: float, timeout: float, label: str, err: bytearray) -> int:
+    """Wait for the delegate's exit, still within the deadline: closing its stdout and
+    stderr does not mean it is done (a hang after `exec >&- 2>&-` must time out too)."""
+    try:
+        pidfd = os.pidfd_open(pid)
+    except OSError:  # no pidfd (kernel < 5.3): wait without a deadline, as before
+        return os.waitpid(pid, 0)[1]
+    try:
+        poller = select.poll()
+        poller.register(pidfd, select.POLLIN)
+        if not poller.poll(max(0, int((deadline - time.monotonic()) * 1000)) + 1):
+            _kill_group(pid)
+            os.waitpid(pid, 0)
+            raise TryAgainLater(
+                f"delegate {label}: timed out after {timeout:g}s and was killed",
+                details=bytes(err[-4096:]).decode("utf-8", "replace"),
+            )
+    finally:
+        os.close(pidfd)
+    return os.waitpid(pid, 0)[1]
 
 
 def _close(poller: select.poll, open_fds: set[int], fd: int) -> None:
