@@ -12,6 +12,7 @@ A spec, applied in this order (every key optional):
     effect      false: skip the side effect (ADD writes markers/<cid>-<ifname>,
                 DEL removes it)
     flood       {"stdout": N, "stderr": N}: write N bytes to each stream
+    closeOutput close stdout and stderr (before `sleep`): "done" to a reader of pipes
     sleep       seconds, spent waiting on a child `sleep` process (so a timeout has a
                 process tree to kill)
     crash       "kill" (SIGKILL itself) or "exit" (exit with `exit`, default 1, silently)
@@ -131,6 +132,9 @@ def main() -> int:
         _flood(2, int(flood["stderr"]))
     if flood.get("stdout"):
         _flood(1, int(flood["stdout"]))
+    if spec.get("closeOutput"):
+        os.close(1)
+        os.close(2)
     if spec.get("sleep"):
         subprocess.run(["sleep", str(spec["sleep"])], check=False)
     if spec.get("crash") == "kill":

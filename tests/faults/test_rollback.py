@@ -144,6 +144,18 @@ def test_hanging_delegate_is_killed_with_its_tree_and_rolled_back(world: FakeWor
     world.assert_nothing_left()
 
 
+def test_delegate_that_closes_its_output_and_hangs_still_times_out(world: FakeWorld) -> None:
+    d1, d2, _ = three(world)
+    d2.steer(ADD={"closeOutput": True, "sleep": 600})
+    conf = world.conf([d1.conf(), d2.conf()], delegateTimeout=1)
+    started = time.monotonic()
+    doc = assert_error(world.run("ADD", conf), 11)
+    assert time.monotonic() - started < 10
+    assert "timed out after 1s" in doc["msg"]
+    assert world.sequence() == rolled_back_after(world, "d2")
+    world.assert_nothing_left()
+
+
 def test_stdout_flood_is_cut_off_fast_with_bounded_memory(world: FakeWorld) -> None:
     d1, d2, _ = three(world)
     d2.steer(ADD={"flood": {"stdout": 100 << 20}})

@@ -184,6 +184,15 @@ def test_timeout_kills_the_whole_process_group(tmp_path: Path) -> None:
     assert not marker.exists(), "a grandchild of the delegate survived the timeout"
 
 
+def test_timeout_holds_after_the_delegate_closed_its_output(tmp_path: Path) -> None:
+    script = executable(tmp_path / "p", "#!/bin/sh\necho early >&2\nexec >&- 2>&-\nsleep 30\n")
+    started = time.monotonic()
+    with pytest.raises(TryAgainLater, match="timed out") as info:
+        run_bounded(str(script), ENV, b"", 0.5, LABEL)
+    assert time.monotonic() - started < 3
+    assert info.value.details == "early\n"
+
+
 def test_grandchild_holding_the_pipes_does_not_keep_us_waiting(tmp_path: Path) -> None:
     script = executable(tmp_path / "p", "#!/bin/sh\nsleep 20 &\necho '{}'\n")
     started = time.monotonic()
