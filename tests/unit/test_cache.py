@@ -153,6 +153,17 @@ def test_lock_serializes_the_same_container(store: AttachmentStore) -> None:
     b.join()
 
 
+def waiting_on(inode: int, timeout: float = 5) -> bool:
+    """Whether someone is blocked in flock on `inode` (a "->" line of /proc/locks)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for line in Path("/proc/locks").read_text().splitlines():
+            if "->" in line and line.split()[-3].endswith(f":{inode}"):
+                return True
+        time.sleep(0.01)
+    return False
+
+
 def test_waiter_on_a_removed_lock_file_relocks_the_new_one(store: AttachmentStore) -> None:
     """A holds the lock and removes its file (last attachment gone); B was already
     waiting on the old inode; C arrives after the removal and locks a new file. When A
@@ -165,7 +176,7 @@ def test_waiter_on_a_removed_lock_file_relocks_the_new_one(store: AttachmentStor
     assert a_in.wait(5)
     b = threading.Thread(target=hold, args=(store.lock("c1"), b_in, b_out))
     b.start()
-    time.sleep(0.2)  # B is blocked in flock on A's inode
+    assert waiting_on(os.stat(lock_a.path).st_ino), "B never blocked on A's lock file"
     lock_a.release_and_remove()
     assert not os.path.exists(lock_a.path)
     with store.lock("c1") as lock_c:  # C: a fresh file, free at once
