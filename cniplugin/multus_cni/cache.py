@@ -72,6 +72,19 @@ class ContainerLock:
             self.fd = -1
 
 
+def _well_formed(entry: Any) -> bool:
+    """A delegate entry DEL can act on; anything else (damage, another layout) must send
+    DEL to its fallback instead of failing the same way forever."""
+    versions = entry.get("versions", []) if isinstance(entry, dict) else None
+    return (
+        isinstance(entry, dict)
+        and isinstance(entry.get("network"), dict)
+        and isinstance(entry.get("ifName"), str)
+        and isinstance(versions, list)
+        and all(isinstance(v, str) for v in versions)
+    )
+
+
 class AttachmentStore:
     def __init__(self, cni_dir: str) -> None:
         self.cni_dir = cni_dir
@@ -117,6 +130,7 @@ class AttachmentStore:
             not isinstance(record, dict)
             or record.get("kind") != RECORD_KIND
             or not isinstance(record.get("delegates"), list)
+            or not all(_well_formed(entry) for entry in record["delegates"])
         ):
             raise CorruptRecord(f"{path}: not a {RECORD_KIND} record")
         return record
