@@ -98,6 +98,27 @@ def test_corrupt_record_is_quarantined_and_del_undoes_from_the_conf(
     world.assert_nothing_left()
 
 
+@pytest.mark.parametrize(
+    "entries",
+    [["x"], [{}], [{"network": None, "ifName": "eth0"}], [{"network": {}, "ifName": 0}],
+     [{"network": {"type": "fake"}, "ifName": "eth0", "versions": "1.0.0"}]],
+    ids=["string", "empty", "null-network", "int-ifname", "versions-string"],
+)  # fmt: skip
+def test_record_in_a_shape_del_cannot_use_is_treated_as_corrupt(
+    world: FakeWorld, entries: list[Any]
+) -> None:
+    """Valid JSON of our kind, but damaged (or written by another layout): DEL must not
+    fail the same way forever; it quarantines the record and undoes via the conf."""
+    d1, d2 = two(world)
+    conf = world.conf([d1.conf(), d2.conf()])
+    assert_ok(world.run("ADD", conf))
+    world.records()[0].write_text(json.dumps({**world.record(), "delegates": entries}))
+    assert_ok(world.run("DEL", conf), prints=False)
+    assert world.sequence()[-2:] == [("d2", "DEL"), ("d1", "DEL")]
+    assert len(list((world.cni_dir / "quarantine").iterdir())) == 1
+    world.assert_nothing_left()
+
+
 def test_add_over_a_corrupt_record_quarantines_it_and_proceeds(world: FakeWorld) -> None:
     d1, d2 = two(world)
     conf = world.conf([d1.conf(), d2.conf()])

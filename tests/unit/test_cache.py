@@ -50,6 +50,12 @@ def test_save_load_round_trip_with_private_modes(store: AttachmentStore) -> None
         b'{"kind": "other", "delegates": []}',
         json.dumps({"kind": RECORD_KIND, "delegates": {}}).encode(),
         b"[" * 100_000 + b"]" * 100_000,
+        json.dumps({"kind": RECORD_KIND, "delegates": [None]}).encode(),
+        json.dumps({"kind": RECORD_KIND, "delegates": [{"ifName": "eth0"}]}).encode(),
+        json.dumps({"kind": RECORD_KIND, "delegates": [{"network": {}}]}).encode(),
+        json.dumps(
+            {"kind": RECORD_KIND, "delegates": [{"network": {}, "ifName": "e", "versions": [1]}]}
+        ).encode(),
     ],
 )
 def test_untrusted_records_are_corrupt_and_quarantined(
