@@ -9,6 +9,7 @@ request as (method, path) so tests and the benchmark can count API calls.
 from __future__ import annotations
 
 import asyncio
+import copy
 import ctypes
 import os
 import threading
@@ -160,6 +161,10 @@ class Api:
         self.call(store)
         return obj
 
+    def put_copy(self, resource: str, obj: dict[str, Any]) -> dict[str, Any]:
+        """`put` a deep copy (the emulator keeps and mutates what it is given)."""
+        return self.put(resource, copy.deepcopy(obj))
+
     def get(self, resource: str, namespace: str, name: str) -> dict[str, Any] | None:
         def fetch() -> dict[str, Any] | None:
             try:
@@ -199,6 +204,21 @@ class Api:
 
     def requests(self) -> list[tuple[str, str]]:
         return self.call(lambda: list(self.emulator.log))
+
+    def forget(self) -> None:
+        """Drop Events and kmock's own request history: the emulator scans its objects
+        linearly per request, so a long benchmark would otherwise measure kmock slowing
+        down rather than the plugin."""
+
+        def clear() -> None:
+            for key in list(self.emulator.objects):
+                if key[0].plural == "events":
+                    del self.emulator.objects[key]
+            self.emulator._requests.clear()
+            self.emulator.log.clear()
+            self.emulator.auth.clear()
+
+        self.call(clear)
 
     def authorizations(self) -> list[str]:
         return self.call(lambda: list(self.emulator.auth))

@@ -10,6 +10,7 @@ import json
 import socketserver
 import ssl
 import subprocess
+import sys
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -382,3 +383,23 @@ def test_tls_with_kubeconfig_data(pki: Path, tmp_path: Path) -> None:
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_kubernetes_mode_imports_stay_lean(tmp_path: Path) -> None:
+    """Kubernetes mode adds its modules and `socket` to the plugin's imports: not PyYAML
+    for a kubectl-style kubeconfig, nor json/re/typing/http/urllib/email/subprocess."""
+    path = tmp_path / "kubeconfig"
+    path.write_text(KUBECONFIG)
+    code = (
+        "import sys, multus_cni.main, multus_cni.engine, multus_cni.k8s.resolve;"
+        "from multus_cni.k8s.kubeconfig import load_kubeconfig;"
+        f"load_kubeconfig({str(path)!r});"
+        "print(' '.join(sorted(sys.modules)))"
+    )
+    loaded = set(
+        subprocess.run(
+            [sys.executable, "-I", "-c", code], capture_output=True, text=True, check=True
+        ).stdout.split()
+    )
+    heavy = {"yaml", "json", "re", "typing", "http", "urllib", "email", "subprocess", "ssl"}
+    assert heavy & loaded == set()

@@ -1,8 +1,9 @@
 """Where the API server is and how to prove who we are: a kubeconfig or the pod's
 service account.
 
-A kubeconfig is YAML. JSON is valid YAML and is parsed with `json`; anything else goes
-to PyYAML, imported only here (it costs ~10 ms, paid only in Kubernetes mode). Tokens
+A kubeconfig is YAML. JSON is valid YAML and is parsed with `_json`; the block-style
+subset kubectl writes is parsed by `kubeyaml`; anything else goes to PyYAML, imported
+only then (it costs ~10 ms per exec). Tokens
 are never copied anywhere: a token *file* is re-read on every request (bound
 service-account tokens rotate), inline client keys are handed to `ssl` through an
 anonymous memfd, never a file on disk.
@@ -15,6 +16,7 @@ import os
 
 from .. import cnijson
 from ..errors import InvalidConfig, IoFailure
+from . import kubeyaml
 
 TYPE_CHECKING = False  # typing costs ~2 ms to import; annotations are strings here
 if TYPE_CHECKING:
@@ -109,17 +111,20 @@ def _read(path: str, what: str) -> bytes:
 
 
 def parse_document(data: bytes, path: str) -> dict[str, Any]:
-    """kubeconfig bytes -> dict: JSON directly, YAML through PyYAML (lazily imported)."""
+    """kubeconfig bytes -> dict: JSON, then kubectl's YAML subset, then PyYAML."""
     doc: Any
     try:
         doc = cnijson.loads(data)
     except ValueError:
-        import yaml  # only here: ~10 ms, and only for a kubeconfig that is not JSON
-
         try:
-            doc = yaml.safe_load(data)
-        except yaml.YAMLError as exc:
-            raise InvalidConfig(f"kubeconfig: {path} is not valid YAML: {exc}") from None
+            doc = kubeyaml.load(data.decode("utf-8"))
+        except (kubeyaml.Unsupported, UnicodeDecodeError):
+            import yaml  # only here: ~10 ms, for YAML beyond what kubectl writes
+
+            try:
+                doc = yaml.safe_load(data)
+            except yaml.YAMLError as exc:
+                raise InvalidConfig(f"kubeconfig: {path} is not valid YAML: {exc}") from None
     if not isinstance(doc, dict):
         raise InvalidConfig(f"kubeconfig: {path} must hold a mapping")
     return doc
