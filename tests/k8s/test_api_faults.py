@@ -232,3 +232,14 @@ def test_bad_seed_annotation(lab: Lab, world: dict[str, Any]) -> None:
     failed = lab.run("ADD", world["conf"], pod, world["netns"], container_id="midbs")
     error = untouched(lab, failed, world["netns"], 7)
     assert 'annotation networks[0]: must be an object with a string "name"' in error["msg"]
+
+
+def test_pod_gone_before_del(lab: Lab, world: dict[str, Any]) -> None:
+    added = lab.run("ADD", world["conf"], world["pod"], world["netns"], container_id="midbye")
+    assert added.rc == 0, added.stdout + added.stderr
+    lab.api.delete(POD, "mid-a", "app")
+    lab.api.clear_log()
+    deleted = lab.run("DEL", world["conf"], world["pod"], world["netns"], container_id="midbye")
+    assert deleted.rc == 0, deleted.stdout + deleted.stderr
+    assert lab.api.requests() == []
+    assert Node.pod_links(world["netns"]) == {"lo"}

@@ -305,3 +305,49 @@ def test_seed_and_npwg_annotations_together_fail(lab: Lab) -> None:
     failed = lab.run("ADD", cluster_conf(lab, bridge), pod, netns, container_id="midboth")
     error = assert_untouched(lab, failed, netns, 7)
     assert "both" in error["msg"] and "networks" in error["msg"]
+
+
+@pytest.mark.parametrize(
+    ("config", "element", "needle"),
+    [
+        # A bridge without IPAM declares `ips` but can give none.
+        (
+            {
+                "cniVersion": "1.0.0",
+                "type": "bridge",
+                "bridge": "midnoip",
+                "capabilities": {"ips": True},
+            },
+            {"name": "noip", "ips": ["10.204.26.5/24"]},
+            "requested IP 10.204.26.5/24 is not in the result",
+        ),
+        # ptp declares `mac` but does not set it.
+        (
+            {
+                "cniVersion": "1.0.0",
+                "type": "ptp",
+                "capabilities": {"mac": True},
+                "ipam": {"type": "host-local", "subnet": "10.204.27.0/24"},
+            },
+            {"name": "noip", "mac": "0a:58:0a:cc:1b:05"},
+            "requested MAC 0a:58:0a:cc:1b:05 is not in the result",
+        ),
+    ],
+)
+def test_requested_ips_mac_missing_from_result_roll_back(
+    lab: Lab, config: dict[str, Any], element: dict[str, Any], needle: str
+) -> None:
+    """NPWG §4.1.2.1.3.2/.4.2: declared but not honoured is caught on the result, and
+    every delegate (the cluster network's too) is undone."""
+    node = lab.node
+    bridge = node.add_bridge("midcni0")
+    node.add_bridge("midnoip")
+    if "ipam" in config:
+        config["ipam"]["dataDir"] = str(node.data_dir)
+    lab.nad("noip", config, "mid-a")
+    pod = lab.pod("liar", "mid-a", {"k8s.v1.cni.cncf.io/networks": json.dumps([element])})
+    netns = node.add_pod("mid")
+    failed = lab.run("ADD", cluster_conf(lab, bridge), pod, netns, container_id="midliar")
+    error = assert_untouched(lab, failed, netns, 7)
+    assert needle in error["msg"]
+    assert node.problems(settle=5) == []
