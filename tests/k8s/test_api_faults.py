@@ -243,3 +243,14 @@ def test_pod_gone_before_del(lab: Lab, world: dict[str, Any]) -> None:
     assert deleted.rc == 0, deleted.stdout + deleted.stderr
     assert lab.api.requests() == []
     assert Node.pod_links(world["netns"]) == {"lo"}
+
+
+def test_hanging_event_posts_do_not_stall_the_add(lab: Lab, world: dict[str, Any]) -> None:
+    fault = lab.api.fault(Fault("POST", "/events", delay=30))
+    conf = {**world["conf"], "kubeApiTimeout": 0.5}
+    started = time.monotonic()
+    added = lab.run("ADD", conf, world["pod"], world["netns"], container_id="midhang")
+    assert added.rc == 0, added.stdout + added.stderr
+    assert time.monotonic() - started < 5
+    assert fault.hits == 1  # one Event tried, the rest skipped
+    assert lab.run("DEL", conf, world["pod"], world["netns"], container_id="midhang").rc == 0

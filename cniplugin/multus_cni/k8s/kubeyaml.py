@@ -19,7 +19,30 @@ _BOOLS = {"true": True, "True": True, "TRUE": True, "false": False, "False": Fal
 # Plain scalars PyYAML would not read as strings (YAML 1.1 booleans, nulls), or whose
 # first character starts other YAML syntax.
 _NOT_STRINGS = frozenset(
-    "yes Yes YES no No NO on On ON off Off OFF y Y n N null Null NULL ~ = <<".split()
+    [
+        "yes",
+        "Yes",
+        "YES",
+        "no",
+        "No",
+        "NO",
+        "on",
+        "On",
+        "ON",
+        "off",
+        "Off",
+        "OFF",
+        "y",
+        "Y",
+        "n",
+        "N",
+        "null",
+        "Null",
+        "NULL",
+        "~",
+        "=",
+        "<<",
+    ]
 )
 _SPECIAL_START = frozenset("-?:,[]{}#&*!|>'\"%@`+.0123456789")
 

@@ -127,7 +127,8 @@ def write_network_status(
 
 
 def post_added_events(client: Client, pod: dict[str, Any], entries: list[dict[str, Any]]) -> None:
-    """An `AddedInterface` Event per attachment; failures are logged, never raised."""
+    """An `AddedInterface` Event per attachment; failures are logged, never raised, and
+    after a timeout or refused connection the remaining Events are skipped."""
     meta = pod.get("metadata") or {}
     namespace, name = meta.get("namespace", ""), meta.get("name", "")
     now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
@@ -159,7 +160,8 @@ def post_added_events(client: Client, pod: dict[str, Any], entries: list[dict[st
                 "POST", f"/api/v1/namespaces/{namespace}/events", event, attempts=1
             )
         except CniError as exc:
-            log.error(f"AddedInterface event for {namespace}/{name}: {exc.msg}")
-            continue
+            # The API is struggling: do not make the pod wait for the other Events too.
+            log.error(f"AddedInterface events for {namespace}/{name} skipped: {exc.msg}")
+            return
         if not 200 <= status < 300:
             log.error(f"AddedInterface event for {namespace}/{name}: HTTP {status}")
