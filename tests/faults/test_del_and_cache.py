@@ -9,6 +9,7 @@ import os
 import signal
 import stat
 import subprocess
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -312,4 +313,27 @@ def test_del_that_hangs_times_out_keeps_the_record_and_a_later_del_finishes(
     assert wait_until(lambda: not world.processes(), 5), "the hung DEL was not killed"
     d2.steer()
     assert_ok(world.run("DEL", conf), prints=False)
+    world.assert_nothing_left()
+
+
+def test_parallel_adds_share_the_cache_dir_safely(world: FakeWorld) -> None:
+    """20 pods at once on a cold cache: every ADD and DEL succeeds, the shared
+    plugin-versions.json ends up valid, no temp file or lock is left."""
+    d1, d2 = two(world)
+    conf = world.conf([d1.conf(), d2.conf()])
+    cids = [f"{world.container_id}-{i}" for i in range(20)]
+
+    def cycle(command: str, cid: str) -> CniCall:
+        return world.run(command, conf, container_id=cid)
+
+    with ThreadPoolExecutor(max_workers=20) as pool:
+        for call in pool.map(lambda cid: cycle("ADD", cid), cids):
+            assert_ok(call)
+        assert len(world.records()) == 20
+        for call in pool.map(lambda cid: cycle("DEL", cid), cids):
+            assert_ok(call, prints=False)
+    versions = json.loads((world.cni_dir / "plugin-versions.json").read_text())
+    assert sorted(os.path.basename(path) for path in versions) == ["fake", "fake2"]
+    assert len(d1.calls("ADD")) == len(d2.calls("DEL")) == 20
+    assert list((world.cni_dir / "locks").iterdir()) == []
     world.assert_nothing_left()
