@@ -75,6 +75,9 @@ class FakeDelegate:
 
 
 class FakeWorld:
+    """One test's pod: a container id, a netns, the fakes' bin dir and multus's cniDir,
+    with the checks that nothing of it is left behind."""
+
     def __init__(self, root: Path, netns_path: str) -> None:
         self.root = root
         self.bin_dir = root / "bin"
