@@ -178,18 +178,17 @@ def test_shorthand_selection_across_namespaces(lab: Lab) -> None:
 
 def test_namespace_isolation_denied(lab: Lab) -> None:
     node = lab.node
-    bridge = node.add_bridge("midcni0")
+    lab.nad("cluster-net", ptp_nad(lab, CLUSTER), "kube-system")
     lab.nad("green", ptp_nad(lab, GREEN), "mid-b")
     pod = lab.pod("nosy", "mid-a", {"k8s.v1.cni.cncf.io/networks": "mid-b/green"})
     netns = node.add_pod("mid")
     lab.api.clear_log()
-    failed = lab.run(
-        "ADD", cluster_conf(lab, bridge, namespaceIsolation=True), pod, netns, container_id="midno"
-    )
+    conf = lab.conf(clusterNetwork="cluster-net", namespaceIsolation=True)
+    failed = lab.run("ADD", conf, pod, netns, container_id="midno")
     error = assert_untouched(lab, failed, netns, 7)
     assert "namespace isolation" in error["msg"]
     assert "'mid-a'" in error["msg"] and "'mid-b'" in error["msg"]
-    # Refused before the object was even read.
+    # Refused before any object (not even the cluster network's) was read.
     assert all("network-attachment-definitions" not in p for _, p in lab.api.requests())
 
 

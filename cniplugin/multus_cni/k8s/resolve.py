@@ -165,7 +165,7 @@ class Resolver:
         if seed is not None:
             return self._seed_plan(selection.parse_seed(seed, self.ref.namespace)), True
         requests = selection.parse_npwg(npwg, self.ref.namespace) if npwg is not None else []
-        planned = self._base_networks()
+        # Everything the annotation alone can tell is checked before any object is read.
         routed = [r for r in requests if r.default_route]
         if len(routed) > 1:
             raise InvalidConfig(
@@ -174,7 +174,8 @@ class Resolver:
             )
         for request in requests:
             self._check_isolation(request)
-            planned.append(self._npwg_network(request))
+        planned = self._base_networks()
+        planned += [self._npwg_network(request) for request in requests]
         return planned, self.conf.seed_style and not requests
 
     # ---- seed Network objects ----
