@@ -350,3 +350,34 @@ def test_requested_ips_mac_missing_from_result_roll_back(
     error = assert_untouched(lab, failed, netns, 7)
     assert needle in error["msg"]
     assert node.problems(settle=5) == []
+
+
+def test_ipv6_default_route_leaves_ipv4_alone(lab: Lab) -> None:
+    """default-route with an IPv6 gateway moves only the IPv6 default route."""
+    node = lab.node
+    bridge = node.add_bridge("midcni0")
+    v6_bridge = node.add_bridge("midsix")
+    lab.nad(
+        "six",
+        {
+            "cniVersion": "1.0.0",
+            "type": "bridge",
+            "bridge": v6_bridge,
+            "ipam": node.host_local("fd00:204:28::/64", gateway="fd00:204:28::1"),
+        },
+        "mid-a",
+    )
+    selection = [{"name": "six", "interface": "six0", "default-route": ["fd00:204:28::1"]}]
+    pod = lab.pod("v6", "mid-a", {"k8s.v1.cni.cncf.io/networks": json.dumps(selection)})
+    conf = cluster_conf(lab, bridge)
+    netns = node.add_pod("mid")
+    added = lab.run("ADD", conf, pod, netns, container_id="midsix")
+    assert added.rc == 0, added.stdout + added.stderr
+    v4 = [r for r in Node.pod_routes(netns) if r["dst"] == "default"]
+    assert [(r["dev"], r["gateway"]) for r in v4] == [("eth0", "10.204.20.1")]
+    v6 = json.loads(Node.pod_ip(netns, "-j", "-6", "route", "show", "default"))
+    assert [(r["dev"], r["gateway"]) for r in v6] == [("six0", "fd00:204:28::1")]
+    cluster, six = lab.status("v6", "mid-a")
+    assert cluster["gateway"] == ["10.204.20.1"] and six["gateway"] == ["fd00:204:28::1"]
+    assert lab.run("CHECK", conf, pod, netns, container_id="midsix").rc == 0
+    assert lab.run("DEL", conf, pod, netns, container_id="midsix").rc == 0
