@@ -12,12 +12,14 @@ import contextlib
 import dataclasses
 import logging
 import os
+import socket
 from typing import Any
 
 import kopf
 
 from . import metrics, validation
 from .kubeapi import KubeApi
+from .leadership import LeaderElector
 from .reconciling import NADS, NETWORKS, NODESTATES, Reconciler
 
 logger = logging.getLogger("multus_operator")
@@ -42,6 +44,14 @@ class OperatorConfig:
     webhook_managed: str | None = None  # ValidatingWebhookConfiguration kopf keeps in sync
     metrics_port: int | None = None
     metrics_addr: str = "0.0.0.0"
+    leader_election: bool = False  # one writer among replicas, by a Lease
+    identity: str = dataclasses.field(
+        default_factory=lambda: (
+            os.environ.get("POD_NAME") or f"{socket.gethostname()}-{os.getpid()}"
+        )
+    )
+    lease_duration: float = 15.0
+    lease_renew: float = 5.0
 
 
 class Operator:
@@ -53,6 +63,7 @@ class Operator:
             config.namespace, debounce=config.debounce, concurrency=config.concurrency
         )
         self.api: KubeApi | None = None
+        self.elector: LeaderElector | None = None
         self._connected: asyncio.Future[kopf.ConnectionInfo] | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self.registry = self._build_registry()
@@ -65,9 +76,24 @@ class Operator:
     async def _run_reconciler(self) -> None:
         info = await self._connection_future()
         self.api = KubeApi(info)
+        elector_task = None
+        leader = None
+        if self.config.leader_election:
+            self.elector = LeaderElector(
+                self.config.namespace,
+                self.config.identity,
+                duration=self.config.lease_duration,
+                renew_every=self.config.lease_renew,
+            )
+            leader = self.elector.leading
+            elector_task = asyncio.create_task(self.elector.run(self.api))
         try:
-            await self.reconciler.run(self.api)
+            await self.reconciler.run(self.api, leader=leader)
         finally:
+            if elector_task is not None:
+                elector_task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await elector_task
             await self.api.close()
 
     def _build_registry(self) -> kopf.OperatorRegistry:

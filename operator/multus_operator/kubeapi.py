@@ -80,10 +80,11 @@ class KubeApi:
             return json.loads(text) if text else None
 
     def _count(self, verb: str, path: str) -> None:
-        kind = path.rstrip("/").split("/")
-        plural = kind[-1] if verb == "create" else kind[-2]
-        if plural == "status":
-            plural = kind[-3] + "/status"
+        parts = path.rstrip("/").split("/")
+        if parts[-1] == "status":
+            plural = parts[-3] + "/status"
+        else:
+            plural = parts[-1] if verb == "create" else parts[-2]
         self.writes[f"{verb} {plural}"] += 1
 
     async def get(self, path: str) -> dict[str, Any] | None:

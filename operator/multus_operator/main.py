@@ -31,7 +31,12 @@ def _parser() -> argparse.ArgumentParser:
         metavar="NAME",
         help="keep ValidatingWebhookConfiguration NAME in sync",
     )
-    p.add_argument("--standalone", action="store_true", help="no peering with other replicas")
+    p.add_argument(
+        "--no-leader-elect",
+        dest="leader_elect",
+        action="store_false",
+        help="write without holding the Lease (a single replica only)",
+    )
     p.add_argument("--debounce", type=float, default=0.2, help="seconds to batch events")
     p.add_argument("--log-level", default=os.environ.get("MULTUS_LOG_LEVEL", "INFO"))
     return p
@@ -50,14 +55,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         webhook_pkeyfile=args.webhook_key,
         webhook_managed=args.webhook_managed,
         metrics_port=args.metrics_port,
+        leader_election=args.leader_elect,
     )
     operator = Operator(config)
     asyncio.run(
         kopf.operator(
             registry=operator.registry,
             clusterwide=True,
-            standalone=args.standalone,
-            peering_name=None if args.standalone else "multus-operator",
+            # Replicas coordinate by our Lease, not kopf peering: a standby must keep
+            # watching (its state stays warm) and keep serving the webhook.
+            standalone=True,
             liveness_endpoint=args.liveness,
         )
     )

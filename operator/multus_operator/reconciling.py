@@ -300,10 +300,14 @@ class Reconciler:
             status = "True" if event["reason"] == "Valid" else "False"
             self._nad_seed[key] = [{"type": "Valid", "status": status}]
 
-    async def run(self, api: KubeApi) -> None:
+    async def run(self, api: KubeApi, leader: asyncio.Event | None = None) -> None:
+        """Bootstrap, then reconcile on every wake-up; only while `leader` is set, if given."""
         await self.bootstrap(api)
         while True:
             await self._wake.wait()
+            if leader is not None and not leader.is_set():
+                await leader.wait()
+                self.resync()  # the state may have moved on while another replica led
             await asyncio.sleep(self.debounce)  # let a burst of events land first
             self._wake.clear()
             started = time.monotonic()
