@@ -294,3 +294,24 @@ async def test_killed_mid_way_and_restarted_converges(emulator: tuple[Emulator, 
             assert cm is not None and cm["data"] == op.reconciler.desired(name)
     creates = [w for w in emu.writes() if w.startswith(f"POST {CMS}")]
     assert len(creates) == len(names) + 1  # one per node, plus the settings
+
+
+async def test_nad_gets_conditions_where_its_crd_has_status(
+    emulator: tuple[Emulator, Client],
+) -> None:
+    emu, client = emulator
+    # A cluster whose NAD CRD has the status subresource (not the NPWG one).
+    emu.resources["k8s.cni.cncf.io/v1/network-attachment-definitions"].subresources.add("status")
+    await client.add_node("node1")
+    obj, message = BROKEN["nad-type-path"]
+    async with running(client.url) as op:
+        assert op.reconciler.nad_has_status
+        await client.create(NADS, obj)
+
+        async def reported() -> Any:
+            nad = await client.get(f"{NADS}/nad-type-path")
+            return _condition(nad, "Valid") or None
+
+        valid = await eventually(reported)
+        assert (valid["status"], valid["message"]) == ("False", message)
+        await settled(op)
