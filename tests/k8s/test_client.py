@@ -386,8 +386,8 @@ def test_tls_with_kubeconfig_data(pki: Path, tmp_path: Path) -> None:
 
 
 def test_kubernetes_mode_imports_stay_lean(tmp_path: Path) -> None:
-    """Kubernetes mode adds its modules and `socket` to the plugin's imports: not PyYAML
-    for a kubectl-style kubeconfig, nor json/re/typing/http/urllib/email/subprocess."""
+    """Kubernetes mode adds its own modules to the plugin's imports: not PyYAML
+    for a kubectl-style kubeconfig, nor socket/json/re/typing/http/urllib/email/subprocess."""
     path = tmp_path / "kubeconfig"
     path.write_text(KUBECONFIG)
     code = (
@@ -401,5 +401,16 @@ def test_kubernetes_mode_imports_stay_lean(tmp_path: Path) -> None:
             [sys.executable, "-I", "-c", code], capture_output=True, text=True, check=True
         ).stdout.split()
     )
-    heavy = {"yaml", "json", "re", "typing", "http", "urllib", "email", "subprocess", "ssl"}
+    heavy = {
+        "yaml",
+        "json",
+        "re",
+        "typing",
+        "http",
+        "urllib",
+        "email",
+        "subprocess",
+        "ssl",
+        "socket",
+    }
     assert heavy & loaded == set()

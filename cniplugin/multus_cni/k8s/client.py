@@ -1,7 +1,8 @@
 """A small blocking Kubernetes REST client for one CNI call.
 
-HTTP/1.1 is spoken directly over `socket` (+ `ssl` for https, imported only then):
-`http.client` drags in the `email` package, ~15 ms per pod ADD. One keep-alive
+HTTP/1.1 is spoken directly over `_socket` (+ `socket` and `ssl` for https, imported
+only then): `http.client` drags in the `email` package (~15 ms per pod ADD) and even
+`socket` costs ~5 ms (enum, selectors). One keep-alive
 connection serves the whole call. Every request has a timeout; 5xx, 429, refused
 connections and timeouts are retried with exponential backoff inside a fixed budget,
 then reported as CNI code 11 (try again later) so the runtime retries the whole ADD.
@@ -9,9 +10,9 @@ then reported as CNI code 11 (try again later) so the runtime retries the whole 
 
 from __future__ import annotations
 
+import _socket
 import binascii
 import os
-import socket
 import time
 
 from .. import cnijson
@@ -20,7 +21,7 @@ from ..logs import log
 
 TYPE_CHECKING = False  # typing costs ~2 ms to import; annotations are strings here
 if TYPE_CHECKING:
-    from typing import Any, BinaryIO
+    from typing import Any
 
     from .kubeconfig import ApiConfig
 
@@ -66,8 +67,8 @@ class Client:
         self.attempts = max(1, attempts)
         self.backoff = backoff
         self.requests = 0  # requests sent, for diagnostics and benchmarks
-        self._sock: socket.socket | None = None
-        self._reader: BinaryIO | None = None
+        self._sock: Any = None  # _socket.socket, or ssl.SSLSocket for https
+        self._reader: _Reader | None = None
         self._ssl: Any = None
 
     # ---- public verbs: (status, decoded JSON body) for non-transient answers ----
@@ -198,12 +199,16 @@ class Client:
             ) from None
 
     def _connect(self) -> None:
-        sock = socket.create_connection((self.host, self.port), timeout=self.timeout)
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         if self.tls:
+            import socket  # ssl needs socket.socket objects
+
+            sock: Any = socket.create_connection((self.host, self.port), timeout=self.timeout)
+            sock.setsockopt(_socket.IPPROTO_TCP, _socket.TCP_NODELAY, 1)
             sock = self._tls_context().wrap_socket(sock, server_hostname=self.host)
+        else:
+            sock = _plain_connection(self.host, self.port, self.timeout)
         self._sock = sock
-        self._reader = sock.makefile("rb")
+        self._reader = _Reader(sock)
 
     def _tls_context(self) -> Any:
         if self._ssl is not None:
@@ -359,3 +364,58 @@ def _message(doc: Any, raw: bytes) -> str:
     if isinstance(doc, dict) and isinstance(doc.get("message"), str):
         return str(doc["message"])[:500]
     return raw[:200].decode("utf-8", "replace") or "(no body)"
+
+
+def _plain_connection(host: str, port: int, timeout: float) -> Any:
+    """A connected TCP `_socket.socket`: each address of `host` in turn."""
+    last: OSError | None = None
+    for family, kind, proto, _, address in _socket.getaddrinfo(host, port, 0, _socket.SOCK_STREAM):
+        sock = _socket.socket(family, kind, proto)
+        try:
+            sock.settimeout(timeout)
+            sock.setsockopt(_socket.IPPROTO_TCP, _socket.TCP_NODELAY, 1)
+            sock.connect(address)
+            return sock
+        except OSError as exc:
+            sock.close()
+            last = exc
+    raise last if last is not None else OSError(f"{host}: no address")
+
+
+class _Reader:
+    """Buffered reads from a socket-like object (`recv`), like `socket.makefile("rb")`."""
+
+    def __init__(self, sock: Any) -> None:
+        self.sock = sock
+        self.buffer = bytearray()
+
+    def _fill(self) -> bool:
+        chunk = self.sock.recv(65536)
+        if not chunk:
+            return False
+        self.buffer += chunk
+        return True
+
+    def readline(self, limit: int) -> bytes:
+        """Up to and including b"\\n", at most `limit` bytes; b"" at end of stream."""
+        start = 0
+        while True:
+            end = self.buffer.find(b"\n", start)
+            if end >= 0 or len(self.buffer) >= limit:
+                cut = min(end + 1 if end >= 0 else len(self.buffer), limit)
+                line = bytes(self.buffer[:cut])
+                del self.buffer[:cut]
+                return line
+            start = len(self.buffer)
+            if not self._fill():
+                line = bytes(self.buffer)
+                self.buffer.clear()
+                return line
+
+    def read(self, size: int) -> bytes:
+        """Exactly `size` bytes, fewer only at end of stream."""
+        while len(self.buffer) < size and self._fill():
+            pass
+        data = bytes(self.buffer[:size])
+        del self.buffer[:size]
+        return data
