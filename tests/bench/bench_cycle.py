@@ -128,9 +128,22 @@ def main() -> None:
         subprocess.run(["ip", "netns", "add", NODE_NS], check=True)
         subprocess.run(["ip", "netns", "add", POD_NS], check=True)
         node = ["ip", "-n", NODE_NS]
-        subprocess.run([*node, "link", "add", PF_NAME, "type", "veth", "peer", "name", VF_NAME], check=True)
+        subprocess.run(
+            [*node, "link", "add", PF_NAME, "type", "veth", "peer", "name", VF_NAME], check=True
+        )
         subprocess.run([*node, "link", "set", PF_NAME, "up"], check=True)
-        cmd = ["ip", "netns", "exec", NODE_NS, sys.executable, "-m", "tests.bench.bench_cycle", "--inner", "--runs", str(args.runs)]
+        cmd = [
+            "ip",
+            "netns",
+            "exec",
+            NODE_NS,
+            sys.executable,
+            "-m",
+            "tests.bench.bench_cycle",
+            "--inner",
+            "--runs",
+            str(args.runs),
+        ]
         subprocess.run(cmd, check=True, cwd=Path(__file__).resolve().parents[2])
     finally:
         for ns in (POD_NS, NODE_NS):
