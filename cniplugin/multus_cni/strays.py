@@ -17,14 +17,20 @@ SIGKILL = 9  # Linux; the `signal` module would import `enum` (~3 ms)
 def kill_stray_adds(container_id: str) -> int:
     """SIGKILL the process group of every running ADD for `container_id`; how many."""
     needle_cid = f"CNI_CONTAINERID={container_id}".encode()
-    own_group = os.getpgrp()
+    callers = _callers()
+    spared = {os.getpgrp()}
+    for caller in callers:
+        try:
+            spared.add(os.getpgid(caller))
+        except OSError:
+            pass
     killed = 0
     try:
         pids = [int(p) for p in os.listdir("/proc") if p.isdigit()]
     except OSError:
         return 0
     for pid in pids:
-        if pid == os.getpid():
+        if pid == os.getpid() or pid in callers:
             continue
         try:
             with open(f"/proc/{pid}/environ", "rb") as handle:
@@ -35,11 +41,29 @@ def kill_stray_adds(container_id: str) -> int:
             continue
         try:
             group = os.getpgid(pid)
-            if group == own_group:
+            if group in spared:
                 continue
             os.killpg(group, SIGKILL)
+            spared.add(group)  # its other members are gone with it: one kill per group
             killed += 1
             log.error(f"killed stray delegate process group {group} of an interrupted ADD")
         except OSError:
             continue
     return killed
+
+
+def _callers() -> set[int]:
+    """Our parent chain. A caller in its own ADD for this container (a meta-plugin that
+    runs us as its delegate and now DELs us as its rollback) has the same CNI
+    environment as a stray, and must not be killed."""
+    found: set[int] = set()
+    pid = os.getppid()
+    while pid > 1 and pid not in found:
+        found.add(pid)
+        try:
+            with open(f"/proc/{pid}/stat", "rb") as handle:
+                # "pid (comm) state ppid ...": comm may hold spaces and parentheses
+                pid = int(handle.read().rsplit(b")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            break
+    return found
