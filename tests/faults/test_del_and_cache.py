@@ -9,6 +9,7 @@ import os
 import signal
 import stat
 import subprocess
+import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -336,4 +337,41 @@ def test_parallel_adds_share_the_cache_dir_safely(world: FakeWorld) -> None:
     assert sorted(os.path.basename(path) for path in versions) == ["fake", "fake2"]
     assert len(d1.calls("ADD")) == len(d2.calls("DEL")) == 20
     assert list((world.cni_dir / "locks").iterdir()) == []
+    world.assert_nothing_left()
+
+
+def test_stray_killing_spares_the_caller_that_is_itself_in_an_add(world: FakeWorld) -> None:
+    """multus as the delegate of another meta-plugin: that parent, in its own ADD for the
+    same container (so its environment says CNI_COMMAND=ADD), times us out and DELs us
+    as its rollback. Stopping our interrupted ADD's strays must not kill the parent."""
+    d1, d2 = two(world)
+    conf = world.conf([d1.conf(), d2.conf()])
+    assert_ok(world.run("ADD", conf))
+    AttachmentStore(str(world.cni_dir)).save({**world.record(), "state": "adding"})
+    parent = (
+        "import os, subprocess, sys\n"
+        "env = dict(os.environ, CNI_COMMAND='DEL')\n"
+        "proc = subprocess.run([sys.argv[1]], input=sys.stdin.buffer.read(), env=env,\n"
+        "                      capture_output=True, process_group=0)\n"
+        "print(proc.returncode)\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CNI_")}
+    env.update(
+        CNI_COMMAND="ADD",
+        CNI_CONTAINERID=world.container_id,
+        CNI_NETNS=world.netns,
+        CNI_IFNAME="eth0",
+        CNI_PATH=str(world.bin_dir),
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", parent, MULTUS],
+        input=json.dumps(conf).encode(),
+        env=env,
+        capture_output=True,
+        start_new_session=True,
+        check=False,
+        timeout=60,
+    )
+    assert proc.returncode == 0, f"the parent was killed ({proc.returncode})"
+    assert proc.stdout.strip() == b"0"
     world.assert_nothing_left()
