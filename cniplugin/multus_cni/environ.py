@@ -31,6 +31,9 @@ _REQUIRED: dict[str, tuple[str, ...]] = {
     "VERSION": (),
 }
 MAX_IFNAME_BYTES = 15
+# The cache names files after the container id (`.<cid>-<ifname>.json.<pid>.tmp` must
+# fit in NAME_MAX, 255 bytes); runtimes use 64 hex digits.
+MAX_CONTAINER_ID_BYTES = 200
 
 
 def ifname_problem(name: str) -> str | None:
@@ -108,6 +111,11 @@ def read_env(environ: Mapping[str, str] | None = None) -> CniEnv:
     container_id = env.get("CNI_CONTAINERID", "")
     if container_id and not is_safe_name(container_id):
         problems.append(f"CNI_CONTAINERID: {container_id!r} must match [A-Za-z0-9][A-Za-z0-9_.-]*")
+    elif len(container_id) > MAX_CONTAINER_ID_BYTES:
+        problems.append(
+            f"CNI_CONTAINERID: {container_id[:16]}... is {len(container_id)} bytes, "
+            f"longer than {MAX_CONTAINER_ID_BYTES}"
+        )
     ifname = env.get("CNI_IFNAME", "")
     if ifname or "CNI_IFNAME" in _REQUIRED[command]:
         why = ifname_problem(ifname)
