@@ -375,3 +375,16 @@ def test_stray_killing_spares_the_caller_that_is_itself_in_an_add(world: FakeWor
     assert proc.returncode == 0, f"the parent was killed ({proc.returncode})"
     assert proc.stdout.strip() == b"0"
     world.assert_nothing_left()
+
+
+def test_longest_container_id_fits_every_cache_file_name(world: FakeWorld) -> None:
+    """200 bytes (the limit) through ADD, a corrupt record's quarantine, and DEL."""
+    d1, d2 = two(world)
+    conf = world.conf([d1.conf(), d2.conf()])
+    cid = "c" * 200
+    assert_ok(world.run("ADD", conf, container_id=cid))
+    world.records()[0].write_bytes(b"{")
+    assert_ok(world.run("DEL", conf, container_id=cid), prints=False)
+    assert len(list((world.cni_dir / "quarantine").iterdir())) == 1
+    assert world.sequence()[-2:] == [("d2", "DEL"), ("d1", "DEL")]
+    world.assert_nothing_left()

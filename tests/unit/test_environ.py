@@ -92,7 +92,12 @@ def test_bad_container_ids(cid: str) -> None:
         read_env({**FULL, "CNI_CONTAINERID": cid})
 
 
-@pytest.mark.parametrize("cid", ["a", "0", "a.b-c_d", "A" * 200, "9f8e7d6c5b4a"])
+def test_container_id_longer_than_the_cache_can_name_is_refused() -> None:
+    with pytest.raises(InvalidEnvironment, match="201 bytes, longer than 200"):
+        read_env({**FULL, "CNI_CONTAINERID": "A" * 201})
+
+
+@pytest.mark.parametrize("cid", ["a", "0", "a.b-c_d", "A" * 200, "9f8e7d6c5b4a" * 5])
 def test_good_container_ids(cid: str) -> None:
     assert is_safe_name(cid)
     assert read_env({**FULL, "CNI_CONTAINERID": cid}).container_id == cid
