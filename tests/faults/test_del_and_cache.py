@@ -388,3 +388,15 @@ def test_longest_container_id_fits_every_cache_file_name(world: FakeWorld) -> No
     assert len(list((world.cni_dir / "quarantine").iterdir())) == 1
     assert world.sequence()[-2:] == [("d2", "DEL"), ("d1", "DEL")]
     world.assert_nothing_left()
+
+
+@pytest.mark.parametrize("command", ["ADD", "DEL", "CHECK"])
+def test_unusable_cache_dir_is_an_io_error_before_anything_runs(
+    world: FakeWorld, command: str
+) -> None:
+    d1 = world.delegate("d1")
+    blocker = world.root / "a-file"
+    blocker.write_text("not a directory")
+    doc = assert_error(world.run(command, world.conf([d1.conf()], cniDir=str(blocker))), 5)
+    assert "cniDir" in doc["msg"] and str(blocker) in doc["msg"]
+    assert world.sequence() == []
