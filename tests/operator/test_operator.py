@@ -5,7 +5,11 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from tests.operator.broken import BROKEN, SEED_NETWORKS, fixed, seed
+import pytest
+import yaml
+
+from multusctl.main import main as multusctl
+from tests.operator.broken import BROKEN, EXAMPLES, SEED_NETWORKS, fixed, seed
 from tests.operator.conftest import NAMESPACE, SETTINGS_YAML, Client, eventually, running, settled
 from tests.operator.emulator import Emulator
 
@@ -315,3 +319,29 @@ async def test_nad_gets_conditions_where_its_crd_has_status(
         valid = await eventually(reported)
         assert (valid["status"], valid["message"]) == ("False", message)
         await settled(op)
+
+
+async def test_multusctl_render_equals_what_the_operator_wrote(
+    emulator: tuple[Emulator, Client], capsys: pytest.CaptureFixture[str]
+) -> None:
+    _emu, client = emulator
+    settings = yaml.safe_load((EXAMPLES / "multus-settings.yaml").read_text())
+    await client.set_settings(settings["data"]["settings.yaml"])
+    await client.add_node("node1", {"multus.cni.cncf.io/debug": "true"})
+    state = seed("nodestate-node1.yaml")
+    await client.create("/apis/multus.cni.cncf.io/v1/nodestates", state)
+    await client.patch(
+        "/apis/multus.cni.cncf.io/v1/nodestates/node1/status", {"status": state["status"]}
+    )
+    for name in SEED_NETWORKS:
+        await client.create(NETS, seed(name))
+    async with running(client.url) as op:
+        await settled(op)
+        written = (await client.configmap("node1"))["data"]
+    args = ["render", "--settings", str(EXAMPLES / "multus-settings.yaml"), "--node", "node1"]
+    args += ["--label", "multus.cni.cncf.io/debug=true"]
+    args += ["--inventory", str(EXAMPLES / "nodestate-node1.yaml")]
+    args += [str(EXAMPLES / n) for n in SEED_NETWORKS]
+    capsys.readouterr()
+    assert multusctl(args) == 0
+    assert yaml.safe_load(capsys.readouterr().out)["data"] == written
