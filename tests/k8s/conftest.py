@@ -157,15 +157,16 @@ class Lab:
         )
 
 
-@pytest.fixture(scope="session", autouse=True)
+@pytest.fixture(scope="session")
 def _prerequisites() -> None:
+    """Only the tests on real netns need root and the plugins; the others run anywhere."""
     problem = _missing_prerequisites()
     if problem:
         pytest.fail(f"Kubernetes-mode tests cannot run: {problem}", pytrace=False)
 
 
 @pytest.fixture
-def lab(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Lab]:
+def lab(request: pytest.FixtureRequest, tmp_path: Path, _prerequisites: None) -> Iterator[Lab]:
     """Node + API for one test; after a passing test every pod is deleted and the node
     must be as it started (no lease, record, lock, temp file or stray link)."""
     machine_links = {n for n in host_links() if n.startswith(PREFIX)}
