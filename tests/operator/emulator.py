@@ -2,8 +2,8 @@
 
 Added here (test code, not product code): `resourceVersion`, `uid`, `generation` and
 `creationTimestamp` stamping; the `/status` subresource (a status patch touches only
-status, a main-resource patch never touches status); label selectors on LIST and
-WATCH; our CRDs declared for discovery next to the bundled built-in resources.
+status, a main-resource patch never touches status); PUT (replace); label selectors
+on LIST and WATCH; our CRDs declared for discovery next to the bundled built-ins.
 
 kmock routes each request by scanning its whole request history, which makes a long
 run quadratic; only the requests still in flight are kept (writes are logged
@@ -19,6 +19,7 @@ import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
+import aiohttp.web
 import attrs
 import kmock
 from kmock._internal import dicts, enums, rendering
@@ -85,9 +86,40 @@ class Emulator(kmock.KubernetesEmulator):
             elif request.action == enums.action.UPDATE and request.name is not None:
                 self._stamp_update(request)
         try:
+            if request.method.value == "PUT" and request.resource is not None and request.name:
+                return await self._replace(request)
             return await super()._handle(request)
         finally:
             self._inflight.discard(id(request))
+
+    async def _replace(self, request: rendering.Request) -> aiohttp.web.StreamResponse:
+        """PUT: the body replaces the object (or only its status, on `/status`)."""
+        key = (request.resource, request.namespace, request.name)
+        body = request.data if isinstance(request.data, dict) else {}
+        async with self._lock:
+            if key not in self.objects or self.objects[key].deleted:
+                return aiohttp.web.json_response({"kind": "Status", "code": 404}, status=404)
+            old = copy.deepcopy(self.objects[key].raw)
+            old_meta = old.get("metadata", {})
+            if request.subresource == "status":
+                new = {**old, "status": body.get("status")}
+            else:
+                new = dict(body)
+                if self._has_status(request):
+                    new.pop("status", None)
+                    if "status" in old:
+                        new["status"] = old["status"]
+            meta = dict(new.get("metadata") or {})
+            for kept in ("uid", "creationTimestamp", "namespace", "name"):
+                if kept in old_meta:
+                    meta[kept] = old_meta[kept]
+            meta["resourceVersion"] = str(next(self._counter))
+            generation = int(old_meta.get("generation") or 1)
+            meta["generation"] = generation + (1 if _spec(old) != _spec(new) else 0)
+            new["metadata"] = meta
+            self.objects[key].create(new)
+            await self._buses[request.resource].put({"type": "MODIFIED", "object": new})
+        return aiohttp.web.json_response(new)
 
     def _stamp_create(self, request: rendering.Request) -> None:
         data = request.data
