@@ -254,3 +254,28 @@ def test_hanging_event_posts_do_not_stall_the_add(lab: Lab, world: dict[str, Any
     assert time.monotonic() - started < 5
     assert fault.hits == 1  # one Event tried, the rest skipped
     assert lab.run("DEL", conf, world["pod"], world["netns"], container_id="midhang").rc == 0
+
+
+def test_parallel_pods(lab: Lab, world: dict[str, Any]) -> None:
+    """Eight pods ADDed at once, then DELed at once: each gets its own status, leases
+    stay unique, and the node ends clean."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    pods = [lab.pod(f"par{i}", "mid-a", {NPWG: "yellow"}) for i in range(8)]
+    netns = [lab.node.add_pod("mid") for _ in pods]
+
+    def run(command: str, index: int) -> CniCall:
+        return lab.run(command, world["conf"], pods[index], netns[index], f"midpar{index}")
+
+    with ThreadPoolExecutor(8) as pool:
+        added = list(pool.map(lambda i: run("ADD", i), range(8)))
+    assert [a.rc for a in added] == [0] * 8, [a.stdout for a in added if a.rc]
+    seen = set()
+    for index in range(8):
+        status = lab.status(f"par{index}", "mid-a")
+        assert [s["interface"] for s in status] == ["eth0", "net1"]
+        seen |= {ip for s in status for ip in s["ips"]}
+    assert len(seen) == 16
+    with ThreadPoolExecutor(8) as pool:
+        deleted = list(pool.map(lambda i: run("DEL", i), range(8)))
+    assert [d.rc for d in deleted] == [0] * 8
