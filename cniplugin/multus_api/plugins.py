@@ -219,8 +219,6 @@ PLUGIN_MODELS: dict[str, type[PluginConf]] = {
     "bandwidth": BandwidthConf,
     "portmap": PortmapConf,
 }
-# Plugins that set up the interface themselves and so need no IPAM section.
-_NO_IPAM_NEEDED = frozenset({"flannel", "calico", "weave-net", "cilium", "cilium-cni"})
 
 
 def check_plugin_name(value: Any, path: str) -> list[Problem]:
@@ -294,7 +292,3 @@ def _check_sriov(conf: SriovConf, base: str) -> list[Problem]:
             Problem(join_path(base, "deviceID"), "give if0 (seed form) or deviceID, not both")
         )
     return found
-
-
-def needs_ipam(kind: str) -> bool:
-    return kind not in _NO_IPAM_NEEDED

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 
 from pydantic import ValidationError
 
@@ -46,14 +46,6 @@ def join_path(base: str, *parts: str | int) -> str:
         else:
             path = part
     return path
-
-
-def errors(problems: Iterable[Problem]) -> list[Problem]:
-    return [p for p in problems if p.is_error]
-
-
-def warnings(problems: Iterable[Problem]) -> list[Problem]:
-    return [p for p in problems if not p.is_error]
 
 
 def from_validation_error(

@@ -1,1 +1,1 @@
-"""Package."""
+"""multusctl: the operator's and the plugin's logic offline, on files (see `main`)."""
