@@ -79,6 +79,9 @@ def explain(
     elif seed and requests:
         first, *requests = requests
         _attach(plan, networks, first, pod_ns, "eth0", "first seed network: the master")
+    elif not requests and settings is not None and settings.delegates:
+        plan.notes.append("no network annotation: the multus conf's delegates")
+        _attach_delegates(plan, settings.delegates)
     elif not requests:
         plan.notes.append("no network annotation: only the cluster network")
     for request in requests:
@@ -118,22 +121,49 @@ def _attach(
         plan.problems.append(f"{ns}/{request.name}: invalid: {report.summary()}")
         return False
     confs = validation.delegate_confs(body)
+    _record(plan, f"{ns}/{request.name}", confs, default_ifname, why, request.interface)
+    return True
+
+
+def _attach_delegates(plan: Plan, delegates: list[dict[str, Any]]) -> None:
+    """Seed conf-file mode: the master delegate gets eth0, the others net0, net1..."""
+    master = next((i for i, d in enumerate(delegates) if d.get("masterplugin")), 0)
+    order = [master, *(i for i in range(len(delegates)) if i != master)]
+    for n, i in enumerate(order):
+        conf = delegates[i]
+        plugins = conf.get("plugins")
+        confs = [p for p in plugins if isinstance(p, dict)] if isinstance(plugins, list) else [conf]
+        label = f"delegates[{i}]"
+        if n == 0:
+            why = "masterplugin" if conf.get("masterplugin") else "first delegate: the master"
+            _record(plan, label, confs, "eth0", why, None)
+        else:
+            _record(plan, label, confs, f"net{n - 1}", "in delegate order", None)
+
+
+def _record(
+    plan: Plan,
+    label: str,
+    confs: list[dict[str, Any]],
+    default_ifname: str,
+    why: str,
+    requested: str | None,
+) -> None:
     ifname, reason = default_ifname, why
-    if request.interface:
-        ifname, reason = request.interface, "interface requested in the annotation"
+    if requested:
+        ifname, reason = requested, "interface requested in the annotation"
     elif any(isinstance(c.get("if0name"), str) for c in confs):
         ifname = next(str(c["if0name"]) for c in confs if isinstance(c.get("if0name"), str))
         reason = "if0name in the network's args"
     plan.attachments.append(
         Attachment(
             ifname=ifname,
-            network=f"{ns}/{request.name}",
+            network=label,
             plugins=[str(c.get("type")) for c in confs] or ["?"],
             ipam=_ipam(confs),
             why=reason,
         )
     )
-    return True
 
 
 def _ipam(confs: list[dict[str, Any]]) -> str:

@@ -145,3 +145,28 @@ def test_explain_npwg_pod_with_isolation(
         ["net2", "default/macvlan-conf"],
     ]
     assert any("other/secret-net: namespaceIsolation" in line for line in out)
+
+
+def test_explain_seed_conf_file_delegates(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The seed README's conf: sriov, ptp, and flannel as the master."""
+    settings = {
+        "kubeconfig": None,
+        "delegates": [
+            {"type": "sriov", "if0": "enp12s0f0",
+             "ipam": {"type": "host-local", "subnet": "10.56.217.0/24"}},
+            {"type": "ptp", "ipam": {"type": "host-local", "subnet": "10.168.1.0/24"}},
+            {"type": "flannel", "masterplugin": True, "delegate": {"isDefaultGateway": True}},
+        ],
+    }  # fmt: skip
+    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "multus-test"}}
+    args = ["explain", _write(tmp_path, "pod.yaml", pod)]
+    args += ["--settings", _write(tmp_path, "settings.yaml", settings)]
+    assert main(args) == 0
+    rows = [line.split()[:3] for line in capsys.readouterr().out.splitlines()[1:]]
+    assert rows == [
+        ["eth0", "delegates[2]", "flannel"],
+        ["net0", "delegates[0]", "sriov"],
+        ["net1", "delegates[1]", "ptp"],
+    ]
