@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 
 from multus_cni.errors import InvalidConfig, TryAgainLater
+from multus_cni.k8s import client as client_module
 from multus_cni.k8s.client import ApiError, Client, split_url
 from multus_cni.k8s.kubeconfig import ApiConfig, in_cluster, load_kubeconfig
 
@@ -314,8 +315,14 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return d
 
 
-def test_tls_with_kubeconfig_data(pki: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("raw_tls", [True, False], ids=["_ssl", "ssl"])
+def test_tls_with_kubeconfig_data(
+    pki: Path, tmp_path: Path, raw_tls: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Both TLS paths: `_ssl` memory BIOs (the default) and the `ssl` module fallback."""
+    monkeypatch.setattr(client_module, "RAW_TLS", raw_tls)
     seen: list[str] = []
+    big = {"kind": "PodList", "items": ["x" * 1000] * 300}  # ~300 kB: many TLS records
 
     class Handler(http.server.BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
@@ -323,7 +330,7 @@ def test_tls_with_kubeconfig_data(pki: Path, tmp_path: Path) -> None:
         def do_GET(self) -> None:
             cert = self.connection.getpeercert()
             seen.append(dict(x[0] for x in cert["subject"])["commonName"])
-            body = b'{"kind": "Pod"}'
+            body = json.dumps(big).encode() if self.path == "/big" else b'{"kind": "Pod"}'
             self.send_response(200)
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
@@ -369,9 +376,17 @@ def test_tls_with_kubeconfig_data(pki: Path, tmp_path: Path) -> None:
         path = tmp_path / "kubeconfig"
         path.write_text(json.dumps(doc))
         before = set(tmp_path.iterdir())
-        assert Client(load_kubeconfig(str(path))).get("/api/v1/x") == {"kind": "Pod"}
-        assert seen == ["mid-client"]
+        client = Client(load_kubeconfig(str(path)))
+        assert client.get("/api/v1/x") == {"kind": "Pod"}
+        assert client.get("/big") == big  # same connection, kept alive
+        assert client.get("/api/v1/x") == {"kind": "Pod"}
+        assert seen == ["mid-client"] * 3 and client.requests == 3
         assert set(tmp_path.iterdir()) == before  # no key or cert written anywhere here
+
+        # The server going away between requests: a fresh connection, no error.
+        assert client._sock is not None
+        client._sock.close()
+        assert client.get("/api/v1/x") == {"kind": "Pod"}
 
         # A CA that did not sign the server: a configuration error, not retried.
         doc["clusters"][0]["cluster"]["certificate-authority-data"] = data("client.crt")
@@ -379,7 +394,12 @@ def test_tls_with_kubeconfig_data(pki: Path, tmp_path: Path) -> None:
         client = Client(load_kubeconfig(str(path)), backoff=0.01)
         with pytest.raises(InvalidConfig, match="certificate verify failed"):
             client.get("/api/v1/x")
-        assert client.requests == 0 and seen == ["mid-client"]
+        assert client.requests == 0 and len(seen) == 4
+
+        # ... unless the kubeconfig says insecure-skip-tls-verify.
+        doc["clusters"][0]["cluster"]["insecure-skip-tls-verify"] = True
+        path.write_text(json.dumps(doc))
+        assert Client(load_kubeconfig(str(path))).get("/api/v1/x") == {"kind": "Pod"}
     finally:
         server.shutdown()
         server.server_close()
