@@ -2,7 +2,7 @@
 
 Layout under `cniDir` (default /var/lib/cni/multus), directories 0700, files 0600:
 
-    attachments/<containerid>-<ifname>.json   one record per pod attachment
+    attachments/<containerid>:<ifname>.json   one record per pod attachment
     locks/<containerid>.lock                  per-container flock
     quarantine/                               records that could not be parsed
     plugin-versions.json                      VERSION answers per plugin binary
@@ -108,7 +108,7 @@ class AttachmentStore:
         return ContainerLock(os.path.join(self.locks_dir, f"{container_id}.lock"))
 
     def path(self, container_id: str, ifname: str) -> str:
-        return os.path.join(self.records_dir, f"{container_id}-{ifname}.json")
+        return os.path.join(self.records_dir, f"{container_id}:{ifname}.json")
 
     def load(self, container_id: str, ifname: str) -> dict[str, Any] | None:
         """The record, None when there is none; CorruptRecord when it cannot be trusted."""
@@ -162,7 +162,7 @@ class AttachmentStore:
         ensure_dir(self.quarantine_dir)
         source = self.path(container_id, ifname)
         target = os.path.join(
-            self.quarantine_dir, f"{container_id}-{ifname}.{int(time.time())}.json"
+            self.quarantine_dir, f"{container_id}:{ifname}.{int(time.time())}.json"
         )
         try:
             os.rename(source, target)
@@ -172,7 +172,7 @@ class AttachmentStore:
         return target
 
     def has_records(self, container_id: str) -> bool:
-        prefix = f"{container_id}-"
+        prefix = f"{container_id}:"  # neither an id nor an ifname holds ":"
         try:
             return any(
                 n.startswith(prefix) and n.endswith(".json") for n in os.listdir(self.records_dir)

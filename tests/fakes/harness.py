@@ -142,7 +142,7 @@ class FakeWorld:
         return sorted(root.iterdir()) if root.exists() else []
 
     def record(self, ifname: str = "eth0") -> dict[str, Any]:
-        path = self.cni_dir / "attachments" / f"{self.container_id}-{ifname}.json"
+        path = self.cni_dir / "attachments" / f"{self.container_id}:{ifname}.json"
         doc: dict[str, Any] = json.loads(path.read_text())
         return doc
 

@@ -126,7 +126,7 @@ def test_add_over_a_corrupt_record_quarantines_it_and_proceeds(world: FakeWorld)
     conf = world.conf([d1.conf(), d2.conf()])
     records = world.cni_dir / "attachments"
     records.mkdir(parents=True)
-    (records / f"{world.container_id}-eth0.json").write_bytes(b"{half")
+    (records / f"{world.container_id}:eth0.json").write_bytes(b"{half")
     assert_ok(world.run("ADD", conf))
     assert world.record()["state"] == "added"
     assert len(list((world.cni_dir / "quarantine").iterdir())) == 1

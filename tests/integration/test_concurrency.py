@@ -85,7 +85,7 @@ def test_pool_exhaustion_fails_the_excess_cleanly(node: Node) -> None:
         ipaddress.ip_interface(a).ip for a in addresses
     )
     assert sorted(p.name for p in cache_records(node.cni_dir)) == sorted(
-        f"{cid}-eth0.json" for cid in won
+        f"{cid}:eth0.json" for cid in won
     )
 
     # The runtime DELs every pod, failed ADD or not.

@@ -95,11 +95,22 @@ def test_has_records_and_delete(store: AttachmentStore) -> None:
     assert sorted(store.keys()) == [("c2", "eth0")]
 
 
+def test_ids_and_ifnames_with_dashes_never_share_a_record(store: AttachmentStore) -> None:
+    store.prepare()
+    store.save(record("a", "b-eth0"))
+    store.save(record("a-b", "eth0"))
+    assert store.load("a", "b-eth0") == {**record("a", "b-eth0"), "kind": RECORD_KIND}
+    assert store.load("a-b", "eth0") == {**record("a-b", "eth0"), "kind": RECORD_KIND}
+    store.delete("a", "b-eth0")
+    assert not store.has_records("a")
+    assert store.has_records("a-b")
+
+
 def test_delete_removes_a_killed_writers_temp_file_only(store: AttachmentStore) -> None:
     store.prepare()
     store.save(record("c1", "eth0"))
     records = Path(store.records_dir)
-    (records / ".c1-eth0.json.4242.tmp").write_text("{half")
+    (records / ".c1:eth0.json.4242.tmp").write_text("{half")
     (records / ".c1-net1.json.4242.tmp").write_text("{half")
     store.delete("c1", "eth0")
     assert sorted(p.name for p in records.iterdir()) == [".c1-net1.json.4242.tmp"]
