@@ -13,7 +13,7 @@ from tests.operator.conftest import SETTINGS_YAML, Client, eventually, running, 
 from tests.operator.emulator import Emulator
 
 CREATE_CM = "create configmaps"
-LEASE = {"leader_election": True, "lease_duration": 1.0, "lease_renew": 0.2}
+LEASE = {"leader_election": True, "lease_duration": 3.0, "lease_renew": 0.2}
 
 
 async def test_only_the_lease_holder_writes_and_a_standby_takes_over(
@@ -38,7 +38,7 @@ async def test_only_the_lease_holder_writes_and_a_standby_takes_over(
             # a dies without a word: its tasks stop, its Lease expires.
             for task in a._tasks:
                 task.cancel()
-            await eventually(b.elector.leading.is_set, timeout=5)
+            await eventually(b.elector.leading.is_set, timeout=15)
             await client.add_node("node3")
             await eventually(lambda: client.configmap("node3"))
             assert b.api.writes[CREATE_CM] == 1
