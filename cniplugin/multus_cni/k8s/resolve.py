@@ -34,7 +34,7 @@ if TYPE_CHECKING:
     from .selection import NetworkSelection
 
 DEFAULT_MULTUS_NAMESPACE = "kube-system"
-# annotation field -> (capability a plugin must declare, runtimeConfig key)
+# runtimeConfig key -> the capability a plugin must declare to be given it (CONVENTIONS.md)
 CAPABILITIES = {
     "ips": "ips",
     "mac": "mac",
