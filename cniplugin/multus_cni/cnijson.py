@@ -3,9 +3,10 @@
 `json` pulls in `re` and through it `enum`: about 5 ms of a ~25 ms plugin start,
 paid on every pod ADD and DEL. The C accelerator `_json` that `json` itself uses
 needs neither; this module drives it directly with the same settings `json` uses by
-default (strict, float/int, NaN/Infinity accepted, ASCII output), and falls back to
-`json` where the accelerator is missing (another Python implementation). Errors are
-`ValueError`, as with `json`.
+default (strict strings, float/int, ASCII output), and falls back to `json` where
+the accelerator is missing (another Python implementation). Errors are `ValueError`,
+as with `json`. Unlike `json`, NaN and Infinity are refused both ways: they are not
+JSON, and the runtimes that read our output (Go's encoding/json) reject them.
 """
 
 from __future__ import annotations
@@ -14,13 +15,16 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
-_CONSTANTS = {"NaN": float("nan"), "Infinity": float("inf"), "-Infinity": float("-inf")}
 _WHITESPACE = " \t\n\r"
 
 try:
     import _json
 except ImportError:  # pragma: no cover - CPython always has it
     _json = None  # type: ignore[assignment]
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
 
 
 class _Context:
@@ -31,7 +35,7 @@ class _Context:
     object_pairs_hook = None
     parse_float = float
     parse_int = int
-    parse_constant = _CONSTANTS.__getitem__
+    parse_constant = staticmethod(_refuse_constant)
 
 
 if _json is not None:
@@ -45,7 +49,7 @@ if _json is not None:
         ", ",
         False,
         False,
-        True,
+        False,
     )
 
 
@@ -54,7 +58,7 @@ def loads(data: bytes | str) -> Any:
     if _json is None:  # pragma: no cover
         import json
 
-        return json.loads(data)
+        return json.loads(data, parse_constant=_refuse_constant)
     text = data.decode("utf-8") if isinstance(data, bytes | bytearray) else data
     if text.startswith("\ufeff"):
         raise ValueError("JSON text must not start with a byte order mark")
@@ -65,7 +69,11 @@ def loads(data: bytes | str) -> Any:
         raise ValueError(f"expecting a JSON value at character {stop.value}") from None
     except SystemError:
         # CPython 3.11's scanner raises its positioned errors through json.decoder, and
-        # without that module loaded it fails with SystemError instead: still bad JSON.
+        # without that module loaded it fails with SystemError instead. Bad JSON is the
+        # rare path: let `json` itself say where.
+        import json
+
+        json.loads(text)
         raise ValueError("not a valid JSON document") from None
     except RecursionError:
         # Untrusted input (a delegate's output, a cache record) may nest arbitrarily deep.
@@ -76,11 +84,11 @@ def loads(data: bytes | str) -> Any:
 
 
 def dumps(value: Any) -> str:
-    """Serialize like `json.dumps(value)` with default settings."""
+    """Serialize like `json.dumps(value, allow_nan=False)`."""
     if _json is None:  # pragma: no cover
         import json
 
-        return json.dumps(value)
+        return json.dumps(value, allow_nan=False)
     if isinstance(value, str):
         return str(_json.encode_basestring_ascii(value))
     return "".join(_encode(value, 0))
