@@ -396,6 +396,16 @@ def test_tls_with_kubeconfig_data(
             client.get("/api/v1/x")
         assert client.requests == 0 and len(seen) == 4
 
+        # A name the server's certificate does not carry (it is for IP 127.0.0.1 only):
+        # the hostname is checked, not just the chain.
+        doc["clusters"][0]["cluster"]["certificate-authority-data"] = data("ca.crt")
+        doc["clusters"][0]["cluster"]["server"] = f"https://localhost:{server.server_address[1]}"
+        path.write_text(json.dumps(doc))
+        client = Client(load_kubeconfig(str(path)), backoff=0.01)
+        with pytest.raises(InvalidConfig, match="certificate verify failed"):
+            client.get("/api/v1/x")
+        assert client.requests == 0
+
         # ... unless the kubeconfig says insecure-skip-tls-verify.
         doc["clusters"][0]["cluster"]["insecure-skip-tls-verify"] = True
         path.write_text(json.dumps(doc))
