@@ -119,12 +119,11 @@ def ifconfig(netns: str) -> str:
         for addr in link.get("addr_info", []):
             net = ipaddress.ip_interface(f"{addr['local']}/{addr['prefixlen']}")
             if addr["family"] == "inet":
-                lines.append(
-                    f"{'':10}inet addr:{addr['local']}  Mask:{net.network.netmask}"
-                )
+                lines.append(f"{'':10}inet addr:{addr['local']}  Mask:{net.network.netmask}")
             else:
                 scope = "Link" if addr.get("scope") == "link" else addr.get("scope", "").title()
-                lines.append(f"{'':10}inet6 addr: {addr['local']}/{addr['prefixlen']} Scope:{scope}")
+                address = f"{addr['local']}/{addr['prefixlen']}"
+                lines.append(f"{'':10}inet6 addr: {address} Scope:{scope}")
         raw_flags = link.get("flags", [])
         order = ("UP", "BROADCAST", "LOOPBACK", "MULTICAST")
         flags = " ".join(f for f in order if f in raw_flags)
@@ -195,9 +194,11 @@ def run_demo(out: TextIO = sys.stdout) -> int:
         pod_links = sorted(_links(POD_NS))
         node_extra = sorted(_links(NODE_NS) - before - {"cni-flannel0"})
         left = leftovers(work)
-        p(f"\n== After DEL: pod interfaces {pod_links}; VF {VF_NAME} back on the node: "
-          f"{VF_NAME in _links(NODE_NS)}; new node links besides the bridge: {node_extra}; "
-          f"leases/records left: {left}")
+        p(
+            f"\n== After DEL: pod interfaces {pod_links}; VF {VF_NAME} back on the node: "
+            f"{VF_NAME in _links(NODE_NS)}; new node links besides the bridge: {node_extra}; "
+            f"leases/records left: {left}"
+        )
         clean = pod_links == ["lo"] and not node_extra and not left and VF_NAME in _links(NODE_NS)
         p("== Nothing left behind." if clean else "== LEFTOVERS FOUND")
         return 0 if clean and rc == 0 else 1

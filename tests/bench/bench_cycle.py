@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from multusctl.demo import NODE_NS, PF_NAME, POD_NS, VF_NAME, SEED_CONF, find_multus, stand_in_conf
+from multusctl.demo import NODE_NS, PF_NAME, POD_NS, SEED_CONF, VF_NAME, find_multus, stand_in_conf
 
 CNI_PATH = "/usr/lib/cni"
 
@@ -94,7 +94,8 @@ def inner(runs: int) -> None:
     d, m = statistics.median(direct), statistics.median(via)
     print(f"ADD+DEL cycle of the seed's 3-delegate conf, {runs} interleaved runs each")
     print(f"{'path':<34}{'median ms':>10}{'p90 ms':>10}{'ratio':>8}")
-    for name, series, med in (("direct delegate calls", direct, d), ("multus (thin, Python)", via, m)):
+    rows = (("direct delegate calls", direct, d), ("multus (thin, Python)", via, m))
+    for name, series, med in rows:
         p90 = statistics.quantiles(series, n=10)[-1]
         print(f"{name:<34}{med * 1000:>10.1f}{p90 * 1000:>10.1f}{med / d:>8.2f}x")
     print("target: multus <= 1.50x direct (Go Multus v4.3 measured 1.54x here)")
@@ -109,7 +110,8 @@ def startup_report() -> None:
     ).stderr.splitlines()
     ours = [line for line in out if "multus_cni" in line]
     total = sum(int(line.split("|")[0].split(":")[1]) for line in out[1:] if "|" in line)
-    print(f"\nhot-path imports (python -X importtime, self us | cumulative us | module), all: {total} us")
+    print(f"\nhot-path imports, all modules: {total} us (python -X importtime)")
+    print("  self us | cumulative us | module")
     for line in ours:
         print("  " + line.split(":", 1)[1].strip())
 
