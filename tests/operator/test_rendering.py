@@ -1,0 +1,138 @@
+"""Pure parts: per-node rendering, ConfigMap naming, condition merging."""
+
+from __future__ import annotations
+
+import json
+
+from multus_api.inventory import PhysicalFunction, SriovInventory, VirtualFunction
+from multus_api.settings import LabelSelector, LabelSelectorRequirement, MultusSettings
+from multus_operator import conditions, rendering
+from multus_operator.rendering import NetworkView, NodeView
+
+
+def test_configmap_name_is_short_stable_and_distinct() -> None:
+    assert rendering.configmap_name("node1") == "multus-node-node1"
+    long_a, long_b = "a" * 250 + "x", "a" * 250 + "y"
+    name_a, name_b = rendering.configmap_name(long_a), rendering.configmap_name(long_b)
+    assert len(name_a) <= 253 and name_a != name_b
+    assert name_a == rendering.configmap_name(long_a)
+    labels = rendering.configmap_labels(long_a)
+    assert len(labels[rendering.NODE_LABEL]) <= 63
+
+
+def test_thin_and_thick_confs() -> None:
+    node = NodeView("n1")
+    thin = json.loads(
+        rendering.render(MultusSettings(mode="thin", clusterNetwork="c"), node, [])[
+            rendering.CONF_KEY
+        ]
+    )
+    assert thin["type"] == "multus" and "daemonSocketDir" not in thin
+    assert thin["clusterNetwork"] == "c"
+    settings = MultusSettings(namespaceIsolation=True, globalNamespaces=["default", "shared"])
+    thick = json.loads(rendering.render(settings, node, [])[rendering.CONF_KEY])
+    assert thick["type"] == "multus-shim" and thick["daemonSocketDir"] == "/run/multus"
+    assert thick["globalNamespaces"] == "default,shared"  # Multus v4's comma-joined form
+
+
+def test_seed_conf_file_mode_renders_delegates() -> None:
+    delegates = [{"type": "flannel", "masterplugin": True, "delegate": {}}]
+    settings = MultusSettings(mode="thin", kubeconfig=None, delegates=delegates)
+    conf = json.loads(rendering.render(settings, NodeView("n"), [])[rendering.CONF_KEY])
+    assert conf["delegates"] == delegates and "kubeconfig" not in conf
+
+
+def test_overrides_by_labels_in_order() -> None:
+    settings = MultusSettings.model_validate(
+        {
+            "nodeOverrides": [
+                {"nodeSelector": {"matchLabels": {"pool": "gpu"}},
+                 "settings": {"logLevel": "debug"}},
+                {
+                    "nodeSelector": {"matchExpressions": [{"key": "zone", "operator": "Exists"}]},
+                    "settings": {"logLevel": "verbose", "mode": "thin"},
+                },
+            ]
+        }
+    )  # fmt: skip
+    assert settings.for_node({}).logLevel == "error"
+    assert settings.for_node({"pool": "gpu"}).logLevel == "debug"
+    both = settings.for_node({"pool": "gpu", "zone": "a"})
+    assert (both.logLevel, both.mode) == ("verbose", "thin")
+
+
+def test_label_selector_operators() -> None:
+    sel = LabelSelector(
+        matchExpressions=[
+            LabelSelectorRequirement(key="a", operator="In", values=["1", "2"]),
+            LabelSelectorRequirement(key="b", operator="NotIn", values=["x"]),
+            LabelSelectorRequirement(key="c", operator="DoesNotExist"),
+        ]
+    )
+    assert sel.matches({"a": "2"})
+    assert sel.matches({"a": "1", "b": "y"})
+    assert not sel.matches({"a": "3"})
+    assert not sel.matches({"a": "1", "b": "x"})
+    assert not sel.matches({"a": "1", "c": ""})
+
+
+def _inventory() -> SriovInventory:
+    vf = VirtualFunction(index=0, pciAddress="0000:02:10.0")
+    pf = PhysicalFunction(name="enp2s0", pciAddress="0000:02:00.0", numVfs=1, vfs=[vf])
+    return SriovInventory(pfs=[pf])
+
+
+def test_usable_on_by_if0_device_or_any_vf() -> None:
+    inv = _inventory()
+    seed = NetworkView("d/s", ({"type": "sriov", "if0": "enp2s0"},))
+    assert rendering.usable_on(seed, inv) is None
+    assert rendering.usable_on(seed, None) == "no PF enp2s0"
+    other = NetworkView("d/o", ({"type": "sriov", "if0": "enp9s0"},))
+    assert rendering.usable_on(other, inv) == "no PF enp9s0"
+    today = NetworkView("d/t", ({"type": "sriov", "deviceID": "0000:02:10.0"},))
+    assert rendering.usable_on(today, inv) is None
+    missing = NetworkView("d/m", ({"type": "sriov", "deviceID": "0000:09:00.0"},))
+    assert rendering.usable_on(missing, inv) == "no device 0000:09:00.0"
+    anyvf = NetworkView("d/a", ({"type": "sriov"},))
+    assert rendering.usable_on(anyvf, inv) is None
+    assert rendering.usable_on(anyvf, SriovInventory()) == "no PF with VFs"
+    bridge = NetworkView("d/b", ({"type": "bridge"},))
+    assert rendering.usable_on(bridge, None) is None
+
+
+def test_inventory_lists_only_usable_sriov_networks() -> None:
+    node = NodeView("n1", {}, _inventory())
+    nets = [
+        NetworkView("d/b", ({"type": "bridge"},)),
+        NetworkView("d/s", ({"type": "sriov", "if0": "enp2s0"},)),
+        NetworkView("d/o", ({"type": "sriov", "if0": "enp9s0"},)),
+    ]
+    data = json.loads(rendering.render(MultusSettings(), node, nets)[rendering.INVENTORY_KEY])
+    assert data["networks"] == [{"network": "d/s", "pfs": ["enp2s0"]}]
+    assert data["pfs"][0]["name"] == "enp2s0"
+
+
+def test_condition_merge_keeps_time_without_transition() -> None:
+    want = [conditions.Wanted("Valid", "False", "InvalidConfig", "a: bad")]
+    first = conditions.merge(None, want, 1, "T1")
+    assert first == [
+        {
+            "type": "Valid",
+            "status": "False",
+            "reason": "InvalidConfig",
+            "message": "a: bad",
+            "lastTransitionTime": "T1",
+            "observedGeneration": 1,
+        }
+    ]
+    reworded = [conditions.Wanted("Valid", "False", "InvalidConfig", "b: bad")]
+    second = conditions.merge(first, reworded, 2, "T2")
+    assert second[0]["lastTransitionTime"] == "T1" and second[0]["message"] == "b: bad"
+    assert not conditions.transitioned(first, second, "Valid")
+    fixed = [conditions.Wanted("Valid", "True", "ChecksPassed", "all checks passed")]
+    third = conditions.merge(second, fixed, 3, "T3")
+    assert third[0]["lastTransitionTime"] == "T3"
+    assert conditions.transitioned(second, third, "Valid")
+    assert conditions.merge(third, fixed, 3, "T9") == third  # nothing changed: no write
+    foreign = [*third, {"type": "Other", "status": "True"}]
+    assert conditions.merge(foreign, fixed, 3, "T9")[1] == {"type": "Other", "status": "True"}
