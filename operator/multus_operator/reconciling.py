@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import functools
 import hashlib
 import json
 import logging
@@ -102,6 +101,7 @@ class Reconciler:
         self.passes = 0
         self.last_pass_seconds = 0.0
         self.idle = asyncio.Event()
+        self._backoff = 0.0
         self._wake = asyncio.Event()
         self._dirty_nodes: set[str] = set()
         self._all_nodes = False
@@ -312,19 +312,27 @@ class Reconciler:
             self._wake.clear()
             started = time.monotonic()
             try:
-                await self.reconcile_once()
-            except Exception:
-                logger.exception("reconcile pass failed; retrying")
-                await asyncio.sleep(1.0)
-                self._all_nodes = self._all_networks = True
+                failed = await self.reconcile_once()
+            except Exception:  # settings Event or a bug: retry everything
+                logger.exception("reconcile pass failed")
+                self._all_nodes = self._all_networks = self._settings_dirty = True
+                failed = 1
+            if failed:
+                # Only the failed items were re-marked; back off so a stuck object (e.g.
+                # refused by the API) costs little and a flapping API is not hammered.
+                self._backoff = min(self._backoff * 2, 60.0) if self._backoff else 1.0
+                logger.warning("%d items failed; retrying in %.0f s", failed, self._backoff)
+                await asyncio.sleep(self._backoff)
                 self._wake.set()
                 continue
+            self._backoff = 0.0
             self.passes += 1
             self.last_pass_seconds = time.monotonic() - started
             if not self._wake.is_set():
                 self.idle.set()
 
-    async def reconcile_once(self) -> None:
+    async def reconcile_once(self) -> int:
+        """One pass over what is dirty; failed items stay dirty. Returns how many failed."""
         await self._apply_settings()
         nodes = set(self._dirty_nodes)
         if self._all_nodes:
@@ -336,20 +344,29 @@ class Reconciler:
             networks |= set(self.networks)
         self._dirty_networks.clear()
         self._all_networks = False
-        await self._bounded([functools.partial(self._sync_node, n) for n in sorted(nodes)])
-        await self._bounded([functools.partial(self._sync_network, k) for k in sorted(networks)])
+        failed_nodes = await self._bounded(self._sync_node, sorted(nodes))
+        failed_networks = await self._bounded(self._sync_network, sorted(networks))
+        self._dirty_nodes |= set(failed_nodes)
+        self._dirty_networks |= set(failed_networks)
+        return len(failed_nodes) + len(failed_networks)
 
-    async def _bounded(self, jobs: list[Callable[[], Awaitable[None]]]) -> None:
+    async def _bounded(self, sync: Callable[[Any], Awaitable[None]], keys: list[Any]) -> list[Any]:
+        """Run `sync(key)` for every key, a few at a time; return the keys that failed."""
         limit = asyncio.Semaphore(self.concurrency)
 
-        async def one(job: Callable[[], Awaitable[None]]) -> None:
+        async def one(key: Any) -> None:
             async with limit:
-                await job()
+                await sync(key)
 
-        results = await asyncio.gather(*(one(j) for j in jobs), return_exceptions=True)
-        failures = [r for r in results if isinstance(r, BaseException)]
-        if failures:
-            raise failures[0]
+        results = await asyncio.gather(*(one(k) for k in keys), return_exceptions=True)
+        failed = []
+        for key, result in zip(keys, results, strict=True):
+            if isinstance(result, asyncio.CancelledError):
+                raise result
+            if isinstance(result, BaseException):
+                logger.warning("sync %s failed: %s", key, result)
+                failed.append(key)
+        return failed
 
     # --- settings -------------------------------------------------------------------------
 

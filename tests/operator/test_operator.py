@@ -345,3 +345,32 @@ async def test_multusctl_render_equals_what_the_operator_wrote(
     capsys.readouterr()
     assert multusctl(args) == 0
     assert yaml.safe_load(capsys.readouterr().out)["data"] == written
+
+
+async def test_failed_write_is_retried_alone(emulator: tuple[Emulator, Client]) -> None:
+    """The API answers 500 to one create (after storing it, like a timeout after commit)."""
+    emu, client = emulator
+    await client.set_settings(SETTINGS_YAML)
+    for name in ("node1", "node2", "node3"):
+        await client.add_node(name)
+    failed: set[int] = set()
+
+    def first_node_cm_post(request: Any) -> bool:
+        if request.method.value != "POST" or "multus-node-node2" not in request.text:
+            return False
+        if not failed:
+            failed.add(id(request))
+        return id(request) in failed
+
+    emu[first_node_cm_post] << 500
+    async with running(client.url) as op:
+        await settled(op, quiet=1.5)  # one backoff of 1 s
+        assert failed
+        for name in ("node1", "node2", "node3"):
+            cm = await client.configmap(name)
+            assert cm is not None and cm["data"] == op.reconciler.desired(name)
+        assert op.api is not None
+        # 3 creates and no more: the watch showed the "failed" one stored, so the retry
+        # found it equal.
+        assert op.api.writes["create configmaps"] == 3
+        assert sum(op.api.writes.values()) == 3
