@@ -170,7 +170,10 @@ def run_demo(out: TextIO = sys.stdout) -> int:
         _sh("ip", "-n", NODE_NS, "link", "set", PF_NAME, "up")
         seed = json.loads(SEED_CONF.read_text())
         conf, notes = stand_in_conf(seed, work)
-        p = lambda *a: print(*a, file=out)  # noqa: E731
+
+        def p(*parts: object) -> None:
+            print(*parts, file=out)
+
         p(f"== The seed's multus-cni.conf ({SEED_CONF.relative_to(SEED_CONF.parents[2])})")
         p(json.dumps(seed, indent=2))
         p("\n== Stand-ins on this machine:")

@@ -39,7 +39,7 @@ def test_gc_deletes_only_attachments_not_named_valid(node: Node, key: str) -> No
         assert add.rc == 0, add.stdout + add.stderr
     assert lease_owners(node) == ["gonepod"] * 2 + ["keeppod"] * 2
     kept_addresses = node.pod_addresses(pods["keeppod"])
-    (kept_record,) = [p for p in cache_records(node.cni_dir) if p.name.startswith("keeppod-")]
+    (kept_record,) = [p for p in cache_records(node.cni_dir) if p.name.startswith("keeppod:")]
     kept_bytes = kept_record.read_bytes()
 
     gc = node.run("GC", {**conf, key: [{"containerID": "keeppod", "ifname": "eth0"}]}, ifname="")

@@ -146,7 +146,7 @@ def test_del_quarantines_a_damaged_record(node: Node, damage: str) -> None:
     assert (delete.rc, delete.stdout) == (0, ""), delete.stderr
     assert node.pod_links(pod) == {"lo"}
     quarantined = list(Path(node.cni_dir, "quarantine").iterdir())
-    assert [p.name.startswith("lifepod-eth0.") for p in quarantined] == [True]
+    assert [p.name.startswith("lifepod:eth0.") for p in quarantined] == [True]
     assert quarantined[0].read_bytes() == (b"" if damage == "empty" else data[: len(data) // 2])
     assert node.problems() == []
 
