@@ -32,7 +32,7 @@ plugins:
 	fi
 
 demo: venv plugins bytecode
-	$(BIN)/python -m multusctl.demo
+	$(BIN)/multusctl demo
 
 lint: venv
 	$(BIN)/ruff check cniplugin operator tests
@@ -49,8 +49,15 @@ pytest: venv plugins
 
 test: lint typecheck imports pytest
 
+# Benchmarks print ratios measured side by side in one run; never part of `make test`.
 bench: venv plugins bytecode
 	$(BIN)/python -m tests.bench.bench_cycle
+	$(BIN)/python -m tests.bench.bench_k8s
+	$(BIN)/python -m tests.bench.bench_operator
+
+# Regenerate crds/ from the multus_api models (a test fails when they drift).
+crds: venv
+	$(BIN)/python -m multus_api.crdgen crds/
 
 clean:
 	rm -rf $(VENV) build .mypy_cache .pytest_cache .ruff_cache

@@ -15,7 +15,7 @@ import yaml
 
 from multus_api.inventory import SriovInventory
 from multus_operator import rendering, validation
-from multusctl import explaining, files
+from multusctl import demo, explaining, files
 
 OUR_GROUPS = ("kubernetes.com/", "k8s.cni.cncf.io/", "multus.cni.cncf.io/")
 
@@ -179,7 +179,20 @@ def cmd_explain(args: argparse.Namespace) -> int:
     return 0 if plan.ok else 1
 
 
-SUBCOMMANDS: list[Callable[[Any], None]] = [add_validate, add_render, add_explain]
+# --- demo -------------------------------------------------------------------------------
+
+
+def add_demo(sub: Any) -> None:
+    p = sub.add_parser(
+        "demo",
+        help="run the seed's multi-homed pod for real in network namespaces (root)",
+        description=demo.__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.set_defaults(func=lambda args: demo.run_demo())
+
+
+SUBCOMMANDS: list[Callable[[Any], None]] = [add_validate, add_render, add_explain, add_demo]
 
 
 def build_parser() -> argparse.ArgumentParser:
