@@ -24,11 +24,12 @@ bytecode:
 
 venv: $(BIN)/.installed
 
-# Debian's reference plugins (bridge, macvlan, ptp, host-local, ...): the real delegates.
+# Debian's reference plugins (bridge, macvlan, ptp, host-local, ...): the real delegates;
+# openssl makes the webhook tests' certificate.
 plugins:
-	@if [ ! -x $(CNI_PLUGIN_DIR)/bridge ]; then \
-		echo "installing Debian's containernetworking-plugins"; \
-		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq containernetworking-plugins iproute2 >/dev/null; \
+	@if [ ! -x $(CNI_PLUGIN_DIR)/bridge ] || ! command -v openssl >/dev/null; then \
+		echo "installing Debian's containernetworking-plugins, iproute2 and openssl"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq containernetworking-plugins iproute2 openssl >/dev/null; \
 	fi
 
 demo: venv plugins bytecode

@@ -6,6 +6,7 @@ import copy
 from pathlib import Path
 from typing import Any
 
+import celpy
 import jsonschema
 import pytest
 import yaml
@@ -138,7 +139,6 @@ def test_nodestate_schema_refuses_negative_counts() -> None:
 
 
 def _cel(rule: str, value: Any) -> bool:
-    celpy = pytest.importorskip("celpy")
     env = celpy.Environment()
     program = env.program(env.compile(rule))
     return bool(program.evaluate({"self": celpy.json_to_cel(value)}))

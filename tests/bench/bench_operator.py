@@ -24,6 +24,7 @@ import aiohttp
 import kopf
 
 from multus_operator.handlers import Operator, OperatorConfig
+from tests.operator.apiclient import Client
 
 NS = "kube-system"
 SETTINGS = "cniVersion: 1.0.0\nmode: thick\nclusterNetwork: flannel-conf\n"
@@ -41,22 +42,9 @@ def _peak_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-class Api:
-    def __init__(self, url: str, session: aiohttp.ClientSession) -> None:
-        self.url, self.session = url, session
-
-    async def call(self, method: str, path: str, body: Any = None) -> Any:
-        headers = {"Content-Type": "application/merge-patch+json"} if method == "PATCH" else {}
-        async with self.session.request(
-            method, self.url + path, json=body, headers=headers
-        ) as resp:
-            data = await resp.json(content_type=None)
-            if resp.status >= 400:
-                raise RuntimeError(f"{method} {path}: {resp.status} {data}")
-            return data
-
-    async def writes(self) -> int:
-        return int((await self.call("GET", "/_bench/writes"))["writes"])
+async def served_writes(api: Client) -> int:
+    """How many writes (POST/PATCH/DELETE) the emulator has served so far."""
+    return int((await api.request("GET", "/_bench/writes"))["writes"])
 
 
 def _network(i: int) -> tuple[str, dict[str, Any]]:
@@ -84,12 +72,12 @@ def _network(i: int) -> tuple[str, dict[str, Any]]:
     }
 
 
-async def populate(api: Api, nodes: int, networks: int) -> None:
+async def populate(api: Client, nodes: int, networks: int) -> None:
     sem = asyncio.Semaphore(32)
 
     async def one(method: str, path: str, body: Any) -> None:
         async with sem:
-            await api.call(method, path, body)
+            await api.request(method, path, body)
 
     jobs = [
         one(
@@ -179,16 +167,16 @@ async def run(nodes: int, networks: int) -> list[tuple[str, str, str]]:
         assert server.stdout is not None
         url = server.stdout.readline().strip()
         async with aiohttp.ClientSession() as session:
-            api = Api(url, session)
+            api = Client(url, session)
             started = time.monotonic()
             await populate(api, nodes, networks)
             rows.append(("populate (test client)", f"{time.monotonic() - started:.1f} s", ""))
-            base = await api.writes()
+            base = await served_writes(api)
             rss_before = _rss_mb()
             async with operator(url) as op:
                 started = time.monotonic()
                 took = await converged(op, nodes) - started
-                cold = await api.writes() - base
+                cold = await served_writes(api) - base
                 assert op.api is not None
                 own = sum(op.api.writes.values())
                 detail = ", ".join(f"{k}: {v}" for k, v in sorted(op.api.writes.items()))
@@ -202,14 +190,14 @@ async def run(nodes: int, networks: int) -> list[tuple[str, str, str]]:
                         f"{rss_before:.0f} MB before start",
                     )
                 )
-                mark = await api.writes()
+                mark = await served_writes(api)
                 op.reconciler.resync()
                 started = time.monotonic()
                 took = await converged(op, nodes) - started
                 rows.append(
                     (
                         "no-op resync: writes",
-                        str(await api.writes() - mark),
+                        str(await served_writes(api) - mark),
                         f"pass done in {took:.1f} s",
                     )
                 )
@@ -223,16 +211,16 @@ async def run(nodes: int, networks: int) -> list[tuple[str, str, str]]:
                         len(range(0, nodes, 100)),
                     ),
                 ):
-                    mark = await api.writes()
+                    mark = await served_writes(api)
                     started = time.monotonic()
-                    await api.call(
+                    await api.request(
                         "PATCH",
                         f"/api/v1/namespaces/{NS}/configmaps/multus-settings",
                         {"data": {"settings.yaml": text}},
                     )
                     await asyncio.sleep(0.2)
                     took = await converged(op, nodes) - started
-                    writes = await api.writes() - mark - 1
+                    writes = await served_writes(api) - mark - 1
                     rows.append(
                         (
                             f"{label}: writes",
@@ -240,14 +228,14 @@ async def run(nodes: int, networks: int) -> list[tuple[str, str, str]]:
                             f"nodes affected {affected}; converged in {took:.1f} s",
                         )
                     )
-            mark = await api.writes()
+            mark = await served_writes(api)
             async with operator(url) as op:
                 started = time.monotonic()
                 took = await converged(op, nodes) - started
                 rows.append(
                     (
                         "restart (re-list everything): writes",
-                        str(await api.writes() - mark),
+                        str(await served_writes(api) - mark),
                         f"converged in {took:.1f} s",
                     )
                 )

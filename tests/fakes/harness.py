@@ -124,6 +124,19 @@ class FakeWorld:
         kwargs.setdefault("cni_path", str(self.bin_dir))
         return run_multus(command, conf, **kwargs)
 
+    def cni_env(self, command: str = "ADD", ifname: str = "eth0") -> dict[str, str]:
+        """The full environment a runtime execs multus with for this pod, for tests that
+        start multus themselves (Popen, a parent process, GNU time) instead of `run`."""
+        env = {k: v for k, v in os.environ.items() if not k.startswith("CNI_")}
+        env.update(
+            CNI_COMMAND=command,
+            CNI_CONTAINERID=self.container_id,
+            CNI_NETNS=self.netns,
+            CNI_IFNAME=ifname,
+            CNI_PATH=str(self.bin_dir),
+        )
+        return env
+
     def calls(self) -> list[dict[str, Any]]:
         if not self.log_file.exists():
             return []

@@ -4,7 +4,6 @@ traceback) and a run of multus that measures its peak memory."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import tempfile
 import time
@@ -58,12 +57,10 @@ class MeasuredCall:
     max_rss_kib: int
 
 
-def run_measured(command: str, stdin: bytes, env: dict[str, str]) -> MeasuredCall:
-    """Exec multus under GNU time to read its peak RSS (and that of the delegates it
-    waited for). Not via our own wait4: a child forked from this (possibly large) test
-    process inherits its RSS high-water mark, across exec."""
-    full = {k: v for k, v in os.environ.items() if not k.startswith("CNI_")}
-    full.update(env, CNI_COMMAND=command)
+def run_measured(stdin: bytes, env: dict[str, str]) -> MeasuredCall:
+    """Exec multus (`env` is its whole environment) under GNU time to read its peak RSS
+    (and that of the delegates it waited for). Not via our own wait4: a child forked from
+    this (possibly large) test process inherits its RSS high-water mark, across exec."""
     with (
         tempfile.TemporaryFile() as fin,
         tempfile.TemporaryFile() as fout,
@@ -78,7 +75,7 @@ def run_measured(command: str, stdin: bytes, env: dict[str, str]) -> MeasuredCal
             stdin=fin,
             stdout=fout,
             stderr=ferr,
-            env=full,
+            env=env,
             check=False,
         )
         seconds = time.monotonic() - started

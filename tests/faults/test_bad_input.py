@@ -33,14 +33,7 @@ def padded(world: FakeWorld, size: int) -> bytes:
 
 
 def run_with_stdin_closed(world: FakeWorld) -> CniCall:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CNI_")}
-    env.update(
-        CNI_COMMAND="ADD",
-        CNI_CONTAINERID=world.container_id,
-        CNI_NETNS=world.netns,
-        CNI_IFNAME="eth0",
-        CNI_PATH=str(world.bin_dir),
-    )
+    env = world.cni_env("ADD")
     proc = subprocess.run(
         [MULTUS],
         env=env,
@@ -190,13 +183,7 @@ def test_version_ignores_stdin_and_the_rest_of_the_environment(world: FakeWorld)
 
 def test_huge_stdin_is_refused_fast_with_bounded_memory(world: FakeWorld) -> None:
     """Row 2: 64 MiB on stdin; multus reads at most 1 MiB + 1 of it."""
-    env = {
-        "CNI_CONTAINERID": world.container_id,
-        "CNI_NETNS": world.netns,
-        "CNI_IFNAME": "eth0",
-        "CNI_PATH": str(world.bin_dir),
-    }
-    measured = run_measured("ADD", padded(world, 64 * MIB), env)
+    measured = run_measured(padded(world, 64 * MIB), world.cni_env("ADD"))
     assert "more than 1048576" in assert_error(measured.call, 6)["msg"]
     assert measured.seconds < 5
     assert measured.max_rss_kib < 40 * 1024, measured.max_rss_kib

@@ -199,14 +199,7 @@ def test_multus_killed_mid_add_then_del_leaves_nothing(
     d1, d2, d3 = world.delegate("d1"), world.delegate("d2", "fake2"), world.delegate("d3")
     d2.steer(ADD={"sleep": 600})
     conf = world.conf([d1.conf(), d2.conf(), d3.conf()])
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CNI_")}
-    env.update(
-        CNI_COMMAND="ADD",
-        CNI_CONTAINERID=world.container_id,
-        CNI_NETNS=world.netns,
-        CNI_IFNAME="eth0",
-        CNI_PATH=str(world.bin_dir),
-    )
+    env = world.cni_env("ADD")
     proc = subprocess.Popen(
         [MULTUS],
         stdin=subprocess.PIPE,
@@ -355,14 +348,7 @@ def test_stray_killing_spares_the_caller_that_is_itself_in_an_add(world: FakeWor
         "                      capture_output=True, process_group=0)\n"
         "print(proc.returncode)\n"
     )
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CNI_")}
-    env.update(
-        CNI_COMMAND="ADD",
-        CNI_CONTAINERID=world.container_id,
-        CNI_NETNS=world.netns,
-        CNI_IFNAME="eth0",
-        CNI_PATH=str(world.bin_dir),
-    )
+    env = world.cni_env("ADD")
     proc = subprocess.run(
         [sys.executable, "-c", parent, MULTUS],
         input=json.dumps(conf).encode(),

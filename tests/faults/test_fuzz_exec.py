@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from tests.faults.checks import ERROR_KEYS
 from tests.support.cni import MULTUS
-from tests.unit.strategies import confine, encoded, json_values, multus_confs
+from tests.unit.strategies import add_env, confine, encoded, json_values, multus_confs
 
 FUZZ = settings(
     max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
@@ -38,16 +38,7 @@ def execute(stdin: bytes, env: dict[str, str]) -> tuple[int, str, str]:
 
 
 def add(root: Path, stdin: bytes) -> dict[str, Any]:
-    rc, out, err = execute(
-        stdin,
-        {
-            "CNI_COMMAND": "ADD",
-            "CNI_CONTAINERID": "mib-fuzz",
-            "CNI_NETNS": str(root / "no-such-netns"),
-            "CNI_IFNAME": "eth0",
-            "CNI_PATH": str(root / "bin"),
-        },
-    )
+    rc, out, err = execute(stdin, add_env(root))
     assert "Traceback" not in err and "Traceback" not in out, err
     assert rc == 1, (rc, out)
     assert out.endswith("\n") and out.count("\n") == 1, f"not one line: {out!r}"

@@ -160,13 +160,7 @@ def test_stdout_flood_is_cut_off_fast_with_bounded_memory(world: FakeWorld) -> N
     d1, d2, _ = three(world)
     d2.steer(ADD={"flood": {"stdout": 100 << 20}})
     conf = world.conf([d1.conf(), d2.conf()])
-    env = {
-        "CNI_CONTAINERID": world.container_id,
-        "CNI_NETNS": world.netns,
-        "CNI_IFNAME": "eth0",
-        "CNI_PATH": str(world.bin_dir),
-    }
-    measured = run_measured("ADD", json.dumps(conf).encode(), env)
+    measured = run_measured(json.dumps(conf).encode(), world.cni_env("ADD"))
     doc = assert_error(measured.call, 999)
     assert "more than 1048576 bytes on stdout" in doc["msg"] and "fake2" in doc["msg"]
     assert measured.seconds < 10
@@ -179,13 +173,7 @@ def test_stderr_flood_is_drained_and_bounded(world: FakeWorld) -> None:
     d1, d2, _ = three(world)
     d2.steer(ADD={"flood": {"stderr": 100 << 20}})
     conf = world.conf([d1.conf(), d2.conf()], logLevel="debug")
-    env = {
-        "CNI_CONTAINERID": world.container_id,
-        "CNI_NETNS": world.netns,
-        "CNI_IFNAME": "eth0",
-        "CNI_PATH": str(world.bin_dir),
-    }
-    measured = run_measured("ADD", json.dumps(conf).encode(), env)
+    measured = run_measured(json.dumps(conf).encode(), world.cni_env("ADD"))
     assert_ok(measured.call)
     assert measured.max_rss_kib < 40 * 1024, measured.max_rss_kib
     assert len(measured.call.stderr) < 1 << 20  # what multus logged of it is bounded

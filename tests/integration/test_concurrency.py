@@ -14,19 +14,13 @@ from tests.support.lab import Node, bridge_delegate
 PODS = 50
 
 
-def add_all(node: Node, conf: dict[str, Any], pods: dict[str, str]) -> dict[str, CniCall]:
+def run_all(
+    node: Node, command: str, conf: dict[str, Any], pods: dict[str, str]
+) -> dict[str, CniCall]:
+    """`command` for every pod at once, as a runtime starting (or stopping) many pods."""
     with ThreadPoolExecutor(max_workers=len(pods)) as pool:
         futures = {
-            cid: pool.submit(node.run, "ADD", conf, container_id=cid, netns=netns)
-            for cid, netns in pods.items()
-        }
-        return {cid: future.result() for cid, future in futures.items()}
-
-
-def del_all(node: Node, conf: dict[str, Any], pods: dict[str, str]) -> dict[str, CniCall]:
-    with ThreadPoolExecutor(max_workers=len(pods)) as pool:
-        futures = {
-            cid: pool.submit(node.run, "DEL", conf, container_id=cid, netns=netns)
+            cid: pool.submit(node.run, command, conf, container_id=cid, netns=netns)
             for cid, netns in pods.items()
         }
         return {cid: future.result() for cid, future in futures.items()}
@@ -40,7 +34,7 @@ def test_fifty_pods_added_then_deleted_concurrently(node: Node) -> None:
     )
     pods = {f"crowd{i:02d}": node.add_pod("mia") for i in range(PODS)}
 
-    adds = add_all(node, conf, pods)
+    adds = run_all(node, "ADD", conf, pods)
     failed = {cid: call.stdout for cid, call in adds.items() if call.rc != 0}
     assert not failed, failed
     addresses = {cid: call.doc["ips"][0]["address"] for cid, call in adds.items()}
@@ -52,7 +46,7 @@ def test_fifty_pods_added_then_deleted_concurrently(node: Node) -> None:
     ports = json.loads(node.ip("-j", "link", "show", "master", bridge))
     assert len(ports) == PODS
 
-    dels = del_all(node, conf, pods)
+    dels = run_all(node, "DEL", conf, pods)
     failed = {cid: call.stdout for cid, call in dels.items() if (call.rc, call.stdout) != (0, "")}
     assert not failed, failed
     assert all(node.pod_links(netns) == {"lo"} for netns in pods.values())
@@ -69,7 +63,7 @@ def test_pool_exhaustion_fails_the_excess_cleanly(node: Node) -> None:
     )
     pods = {f"pool{i:02d}": node.add_pod("mia") for i in range(14)}
 
-    adds = add_all(node, conf, pods)
+    adds = run_all(node, "ADD", conf, pods)
     won = {cid for cid, call in adds.items() if call.rc == 0}
     lost = set(pods) - won
     assert len(won) == 8, {cid: call.stdout for cid, call in adds.items()}
@@ -89,7 +83,7 @@ def test_pool_exhaustion_fails_the_excess_cleanly(node: Node) -> None:
     )
 
     # The runtime DELs every pod, failed ADD or not.
-    dels = del_all(node, conf, pods)
+    dels = run_all(node, "DEL", conf, pods)
     failed = {cid: call.stdout for cid, call in dels.items() if (call.rc, call.stdout) != (0, "")}
     assert not failed, failed
     assert node.problems() == []

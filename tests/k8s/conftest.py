@@ -5,44 +5,20 @@ the "nothing lost" invariants checked after every passing test."""
 from __future__ import annotations
 
 import json
-import os
-import shutil
-from collections.abc import Generator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.k8s.emulator import NAD, NETWORK, POD, Api
-from tests.support.cni import CNI_PLUGINS, MULTUS, CniCall, host_links
-from tests.support.lab import Node
+from tests.support.cni import CNI_PLUGINS, CniCall
+from tests.support.lab import Node, checked_node, missing_prerequisites, record_outcome
 
 PREFIX = "mid"
 
 
-def _missing_prerequisites() -> str:
-    if os.geteuid() != 0:
-        return "needs root (network namespaces)"
-    if not os.path.exists(os.path.join(CNI_PLUGINS, "bridge")):
-        return f"needs Debian's containernetworking-plugins in {CNI_PLUGINS}"
-    if not shutil.which("ip") or not shutil.which("nsenter"):
-        return "needs iproute2 and util-linux (nsenter)"
-    if not os.path.exists(MULTUS):
-        return f"needs the multus console script at {MULTUS}"
-    return ""
-
-
-_PASSED = pytest.StashKey[bool]()
-
-
-@pytest.hookimpl(wrapper=True, tryfirst=True)
-def pytest_runtest_makereport(
-    item: pytest.Item, call: pytest.CallInfo[None]
-) -> Generator[None, pytest.TestReport, pytest.TestReport]:
-    report = yield
-    if report.when == "call":
-        item.stash[_PASSED] = report.passed
-    return report
+pytest_runtest_makereport = record_outcome
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -160,7 +136,7 @@ class Lab:
 @pytest.fixture(scope="session")
 def _prerequisites() -> None:
     """Only the tests on real netns need root and the plugins; the others run anywhere."""
-    problem = _missing_prerequisites()
+    problem = missing_prerequisites("nsenter")
     if problem:
         pytest.fail(f"Kubernetes-mode tests cannot run: {problem}", pytrace=False)
 
@@ -169,18 +145,9 @@ def _prerequisites() -> None:
 def lab(request: pytest.FixtureRequest, tmp_path: Path, _prerequisites: None) -> Iterator[Lab]:
     """Node + API for one test; after a passing test every pod is deleted and the node
     must be as it started (no lease, record, lock, temp file or stray link)."""
-    machine_links = {n for n in host_links() if n.startswith(PREFIX)}
-    with Node.create(PREFIX, tmp_path) as node:
+    with checked_node(PREFIX, tmp_path, request) as node:
         api = Api(f"/var/run/netns/{node.name}")
         try:
             yield Lab(node, api, tmp_path)
         finally:
             api.close()
-        if request.node.stash.get(_PASSED, False):
-            for pod in list(node.pods):
-                node.delete_pod(f"/var/run/netns/{pod}")
-            problems = node.problems(settle=5)
-            leaked = {n for n in host_links() if n.startswith(PREFIX)} - machine_links
-            if leaked:
-                problems.append(f"links on the machine's own netns: {sorted(leaked)}")
-            assert not problems, "invariants broken after the test: " + "; ".join(problems)

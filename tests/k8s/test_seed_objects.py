@@ -27,10 +27,14 @@ def seed_pod_annotations() -> dict[str, str]:
     return annotations
 
 
-def seed_networks(lab: Lab, bridge: str, vf1: str, vf2: str, namespace: str = "default") -> None:
-    """The seed's three objects with their plugins swapped for local stand-ins; the
-    shapes (top-level plugin, args as a string holding a one-object list) are the seed's.
-    The seed's sriov route to 0.0.0.0/0 would fight the master's default route: left out."""
+def seed_networks(lab: Lab, namespace: str = "default") -> None:
+    """The seed's three objects with their plugins swapped for local stand-ins (a bridge
+    and two veths made here on the node); the shapes (top-level plugin, args as a string
+    holding a one-object list) are the seed's. The seed's sriov route to 0.0.0.0/0 would
+    fight the master's default route: left out."""
+    bridge = lab.node.add_bridge("midcni0")
+    vf1, _ = lab.node.add_veth("midvf1", "midvf1p")
+    vf2, _ = lab.node.add_veth("midvf2", "midvf2p")
     flannel_args = {
         "bridge": bridge,
         "isDefaultGateway": True,
@@ -54,10 +58,7 @@ def seed_networks(lab: Lab, bridge: str, vf1: str, vf2: str, namespace: str = "d
 
 def test_seed_pod_multi_network(lab: Lab) -> None:
     node = lab.node
-    bridge = node.add_bridge("midcni0")
-    vf1, _ = node.add_veth("midvf1", "midvf1p")
-    vf2, _ = node.add_veth("midvf2", "midvf2p")
-    seed_networks(lab, bridge, vf1, vf2)
+    seed_networks(lab)
     pod = lab.pod("multus-multi-net-poc", "mid-apps", seed_pod_annotations())
     # The seed's node conf: name, type and kubeconfig only (no delegates).
     conf = lab.conf()
@@ -129,10 +130,7 @@ def test_seed_no_annotation_uses_conf_delegates(lab: Lab) -> None:
 
 def test_seed_missing_network_object(lab: Lab) -> None:
     node = lab.node
-    bridge = node.add_bridge("midcni0")
-    vf1, _ = node.add_veth("midvf1", "midvf1p")
-    vf2, _ = node.add_veth("midvf2", "midvf2p")
-    seed_networks(lab, bridge, vf1, vf2)
+    seed_networks(lab)
     annotations = {"networks": '[{"name": "flannel-conf"}, {"name": "nowhere-conf"}]'}
     pod = lab.pod("lost", "mid-apps", annotations)
     netns = node.add_pod("mid")

@@ -14,7 +14,8 @@ from pathlib import Path
 import aiohttp
 import yaml
 
-from tests.operator.conftest import SETTINGS_YAML, Client, eventually
+from tests.operator.apiclient import Client
+from tests.operator.conftest import SETTINGS_YAML, eventually
 from tests.operator.emulator import Emulator
 
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import aiohttp
 
-from tests.operator.conftest import Client
+from tests.operator.apiclient import Client
 from tests.operator.emulator import Emulator, selector_matches
 
 NETS = "/apis/kubernetes.com/v1/namespaces/default/networks"

@@ -9,8 +9,9 @@ import pytest
 import yaml
 
 from multusctl.main import main as multusctl
+from tests.operator.apiclient import NAMESPACE, Client
 from tests.operator.broken import BROKEN, EXAMPLES, SEED_NETWORKS, fixed, seed
-from tests.operator.conftest import NAMESPACE, SETTINGS_YAML, Client, eventually, running, settled
+from tests.operator.conftest import SETTINGS_YAML, eventually, running, settled
 from tests.operator.emulator import Emulator
 
 NETS = "/apis/kubernetes.com/v1/namespaces/default/networks"

@@ -9,7 +9,8 @@ from collections.abc import Awaitable, Callable
 
 import aiohttp
 
-from tests.operator.conftest import SETTINGS_YAML, Client, eventually, running, settled
+from tests.operator.apiclient import Client
+from tests.operator.conftest import SETTINGS_YAML, eventually, running, settled
 from tests.operator.emulator import Emulator
 
 CREATE_CM = "create configmaps"

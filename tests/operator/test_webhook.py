@@ -15,15 +15,19 @@ from typing import Any
 import aiohttp
 import pytest
 
+from tests.operator.apiclient import Client
 from tests.operator.broken import BROKEN, SEED_NETWORKS, seed
-from tests.operator.conftest import Client, running
+from tests.operator.conftest import running
 from tests.operator.emulator import Emulator
-
-pytestmark = pytest.mark.skipif(shutil.which("openssl") is None, reason="needs openssl")
 
 
 @pytest.fixture(scope="module")
 def tls() -> Iterator[tuple[str, str]]:
+    """A self-signed certificate for the webhook; CI must have openssl (`make plugins`)."""
+    if shutil.which("openssl") is None:
+        pytest.fail(
+            "the webhook tests need openssl on PATH (`make plugins` installs it)", pytrace=False
+        )
     with tempfile.TemporaryDirectory(prefix="multus-op-webhook-") as tmp:
         cert, key = Path(tmp, "cert.pem"), Path(tmp, "key.pem")
         subprocess.run(

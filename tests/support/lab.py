@@ -11,19 +11,71 @@ from __future__ import annotations
 import copy
 import json
 import os
+import shutil
 import stat
 import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from .cni import CNI_PLUGINS, CniCall, cache_records, host_links, ip, leases, run_multus
+import pytest
+
+from .cni import CNI_PLUGINS, MULTUS, CniCall, cache_records, host_links, ip, leases, run_multus
 
 NETNS_DIR = "/var/run/netns"
+
+
+PASSED = pytest.StashKey[bool]()
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def record_outcome(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    """A `pytest_runtest_makereport` hook for the real-plugin conftests (assign it to that
+    name there): stashes whether the test passed, for `checked_node`."""
+    report = yield
+    if report.when == "call":
+        item.stash[PASSED] = report.passed
+    return report
+
+
+@contextmanager
+def checked_node(prefix: str, root: Path, request: pytest.FixtureRequest) -> Iterator[Node]:
+    """`Node.create` for a fixture, plus the "nothing lost" invariants: after a passing
+    test, every pod is deleted and the node must be as it started: no lease, no cache
+    record, lock or temp file, no stray link (in the node or on the machine's netns).
+    Needs `record_outcome` as the conftest's `pytest_runtest_makereport`."""
+    machine_links = {n for n in host_links() if n.startswith(prefix)}
+    with Node.create(prefix, root) as node:
+        yield node
+        if request.node.stash.get(PASSED, False):
+            for pod in list(node.pods):
+                node.delete_pod(f"{NETNS_DIR}/{pod}")
+            problems = node.problems(settle=5)
+            leaked = {n for n in host_links() if n.startswith(prefix)} - machine_links
+            if leaked:
+                problems.append(f"links on the machine's own netns: {sorted(leaked)}")
+            assert not problems, "invariants broken after the test: " + "; ".join(problems)
+
+
+def missing_prerequisites(*tools: str) -> str:
+    """Why the real-plugin tests cannot run on this machine ("" if they can): they need
+    root, Debian's plugins, the multus console script, `ip` and the extra `tools`."""
+    if os.geteuid() != 0:
+        return "needs root (network namespaces)"
+    if not os.path.exists(os.path.join(CNI_PLUGINS, "bridge")):
+        return f"needs Debian's containernetworking-plugins in {CNI_PLUGINS}"
+    missing = [tool for tool in ("ip", *tools) if shutil.which(tool) is None]
+    if missing:
+        return f"needs {', '.join(missing)} on PATH (iproute2, util-linux)"
+    if not os.path.exists(MULTUS):
+        return f"needs the multus console script at {MULTUS}"
+    return ""
 
 
 def unique(prefix: str) -> str:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+from pathlib import Path
 from typing import Any
 
 from hypothesis import strategies as st
@@ -127,6 +128,18 @@ def confine(doc: Any, root: str) -> Any:
     if "confDir" not in doc:
         doc["confDir"] = root
     return doc
+
+
+def add_env(root: Path) -> dict[str, str]:
+    """ADD into a netns that does not exist under the confined `root` (whose `bin` is
+    CNI_PATH): whatever the fuzzed conf, no delegate can run."""
+    return {
+        "CNI_COMMAND": "ADD",
+        "CNI_CONTAINERID": "mib-fuzz",
+        "CNI_NETNS": str(root / "no-such-netns"),
+        "CNI_IFNAME": "eth0",
+        "CNI_PATH": str(root / "bin"),
+    }
 
 
 def encoded(doc: Any) -> bytes:

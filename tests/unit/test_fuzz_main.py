@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from multus_cni import main
 from multus_cni.logs import log
 from multus_cni.versions import LATEST, SUPPORTED_VERSIONS
-from tests.unit.strategies import confine, encoded, json_values, multus_confs
+from tests.unit.strategies import add_env, confine, encoded, json_values, multus_confs
 
 ERROR_KEYS = {"cniVersion", "code", "msg", "details"}
 FUZZ = settings(
@@ -35,17 +35,6 @@ def root(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 @pytest.fixture(autouse=True)
 def _no_cluster(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
-
-
-def add_env(root: Path) -> dict[str, str]:
-    """ADD into a netns that does not exist: whatever the conf, no delegate can run."""
-    return {
-        "CNI_COMMAND": "ADD",
-        "CNI_CONTAINERID": "mib-fuzz",
-        "CNI_NETNS": str(root / "no-such-netns"),
-        "CNI_IFNAME": "eth0",
-        "CNI_PATH": str(root / "bin"),
-    }
 
 
 def serve(stdin: bytes, env: dict[str, str]) -> tuple[int, dict[str, Any] | None]:
