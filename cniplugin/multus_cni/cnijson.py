@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from typing import Any
 
 _WHITESPACE = " \t\n\r"
+_INF = float("inf")
 
 try:
     import _json
@@ -27,13 +28,20 @@ def _refuse_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
 
 
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if value in (_INF, -_INF):  # 1e400 parses as inf, which no JSON reader accepts back
+        raise ValueError(f"{text} is out of the range of a JSON number")
+    return value
+
+
 class _Context:
     """The attributes `_json.make_scanner` reads from a JSONDecoder."""
 
     strict = True
     object_hook = None
     object_pairs_hook = None
-    parse_float = float
+    parse_float = staticmethod(_finite_float)
     parse_int = int
     parse_constant = staticmethod(_refuse_constant)
 
@@ -58,7 +66,7 @@ def loads(data: bytes | str) -> Any:
     if _json is None:  # pragma: no cover
         import json
 
-        return json.loads(data, parse_constant=_refuse_constant)
+        return json.loads(data, parse_constant=_refuse_constant, parse_float=_finite_float)
     text = data.decode("utf-8") if isinstance(data, bytes | bytearray) else data
     if text.startswith("\ufeff"):
         raise ValueError("JSON text must not start with a byte order mark")

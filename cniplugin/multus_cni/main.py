@@ -77,10 +77,13 @@ def main() -> None:
         data = b""
     code, document = run(data)
     if document is not None:
-        sys.stdout.write(cnijson.dumps(document))
-        sys.stdout.write("\n")
+        # Every float in it was parsed by cnijson, which refuses non-finite ones.
+        sys.stdout.write(cnijson.dumps(document) + "\n")
     sys.stdout.flush()
-    os._exit(code) if code else sys.exit(0)
+    sys.stderr.flush()
+    # Everything is flushed and every file we wrote is closed and fsynced: skip the
+    # interpreter's teardown, a measurable part of a per-pod exec.
+    os._exit(code)
 
 
 if __name__ == "__main__":

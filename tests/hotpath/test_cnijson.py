@@ -41,7 +41,7 @@ def test_round_trip_matches_json(doc: Any) -> None:
 @given(st.text(max_size=40))
 def test_accepts_exactly_what_json_accepts(text: str) -> None:
     try:
-        expected: Any = json.loads(text, parse_constant=refuse)
+        expected: Any = json.loads(text, parse_constant=refuse, parse_float=finite)
     except ValueError:
         with pytest.raises(ValueError):
             cnijson.loads(text)
@@ -68,6 +68,12 @@ def test_refuses_nan_and_infinity_which_go_runtimes_reject(constant: str) -> Non
         cnijson.loads(constant)
 
 
+@pytest.mark.parametrize("number", ["1e400", "-1e400", '{"mtu": 1.5e309}'])
+def test_refuses_numbers_that_would_print_as_infinity(number: str) -> None:
+    with pytest.raises(ValueError, match="out of the range"):
+        cnijson.loads(number)
+
+
 @pytest.mark.parametrize("value", [math.nan, math.inf, -math.inf, {"mtu": [math.inf]}])
 def test_will_not_print_nan_or_infinity(value: Any) -> None:
     with pytest.raises(ValueError):
@@ -81,3 +87,10 @@ def test_bad_json_error_names_the_position() -> None:
 
 def refuse(name: str) -> Any:
     raise ValueError(name)
+
+
+def finite(text: str) -> float:
+    value = float(text)
+    if math.isinf(value):
+        raise ValueError(text)
+    return value
