@@ -100,3 +100,20 @@ def dumps(value: Any) -> str:
     if isinstance(value, str):
         return str(_json.encode_basestring_ascii(value))
     return "".join(_encode(value, 0))
+
+
+def type_name(value: Any) -> str:
+    """What a parsed value is, in JSON's words, for error messages ("an array")."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "an array"
+    if isinstance(value, dict):
+        return "an object"
+    return type(value).__name__

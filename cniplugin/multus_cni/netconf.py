@@ -136,7 +136,7 @@ def decode(data: bytes) -> dict[str, Any]:
         raise DecodeFailure(f"network configuration on stdin is not valid JSON: {exc}") from None
     if not isinstance(doc, dict):
         raise DecodeFailure(
-            f"network configuration on stdin must be a JSON object, not {type(doc).__name__}"
+            f"network configuration on stdin must be a JSON object, not {cnijson.type_name(doc)}"
         )
     return doc
 
@@ -146,7 +146,7 @@ def _string(raw: dict[str, Any], key: str, where: str, default: str = "") -> str
     if value is None:
         return default
     if not isinstance(value, str):
-        raise InvalidConfig(f"{where}{key}: must be a string, not {type(value).__name__}")
+        raise InvalidConfig(f"{where}{key}: must be a string, not {cnijson.type_name(value)}")
     return value
 
 
@@ -182,7 +182,7 @@ def check_plugin_type(value: Any, where: str) -> str:
 def _check_plugin(plugin: Any, where: str) -> dict[str, Any]:
     if not isinstance(plugin, dict):
         raise InvalidConfig(
-            f"{where.rstrip('.')}: must be a JSON object, not {type(plugin).__name__}"
+            f"{where.rstrip('.')}: must be a JSON object, not {cnijson.type_name(plugin)}"
         )
     check_plugin_type(plugin.get("type"), where)
     ipam = plugin.get("ipam")
@@ -199,7 +199,9 @@ def parse_delegate(
 ) -> DelegateNetwork:
     """A delegate conf or conflist (inline or loaded from a file) -> DelegateNetwork."""
     if not isinstance(raw, dict):
-        raise InvalidConfig(f"{where.rstrip('.')}: must be a JSON object, not {type(raw).__name__}")
+        raise InvalidConfig(
+            f"{where.rstrip('.')}: must be a JSON object, not {cnijson.type_name(raw)}"
+        )
     version = check_version(raw.get("cniVersion", default_version), where)
     name = _string(raw, "name", where) or default_name
     if not is_safe_name(name):

@@ -83,7 +83,7 @@ class Client:
         self.raise_for(status, doc, "GET", path)
         if not isinstance(doc, dict):
             raise CniError(
-                f"Kubernetes API: GET {path} returned a {type(doc).__name__}, not an object"
+                f"Kubernetes API: GET {path} returned {cnijson.type_name(doc)}, not an object"
             )
         return doc
 

@@ -216,13 +216,13 @@ def _string(item: dict[str, Any], key: str, where: str) -> str:
     if value is None:
         return ""
     if not isinstance(value, str):
-        raise InvalidConfig(f"{where}.{key}: must be a string, not {type(value).__name__}")
+        raise InvalidConfig(f"{where}.{key}: must be a string, not {cnijson.type_name(value)}")
     return value
 
 
 def _element(item: Any, pod_namespace: str, where: str) -> NetworkSelection:
     if not isinstance(item, dict):
-        raise InvalidConfig(f"{where}: must be a JSON object, not {type(item).__name__}")
+        raise InvalidConfig(f"{where}: must be a JSON object, not {cnijson.type_name(item)}")
     name = _string(item, "name", where)
     if not name:
         raise InvalidConfig(f'{where}: "name" is required')
