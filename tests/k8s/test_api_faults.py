@@ -11,7 +11,7 @@ import pytest
 
 from tests.k8s.conftest import Lab
 from tests.k8s.emulator import POD, Fault
-from tests.support.cni import CniCall
+from tests.support.cni import CniCall, leases
 from tests.support.lab import Node
 
 CLUSTER = "10.204.30.0/24"
@@ -279,3 +279,29 @@ def test_parallel_pods(lab: Lab, world: dict[str, Any]) -> None:
     with ThreadPoolExecutor(8) as pool:
         deleted = list(pool.map(lambda i: run("DEL", i), range(8)))
     assert [d.rc for d in deleted] == [0] * 8
+
+
+def test_gc_of_kubernetes_attachments_works_from_the_cache(lab: Lab, world: dict[str, Any]) -> None:
+    """GC removes a pod's attachments (cluster network and NAD network) that the
+    runtime no longer lists, keeps the listed one, and never asks the API."""
+    other = lab.pod("other", "mid-a", {NPWG: "yellow"})
+    other_netns = lab.node.add_pod("mid")
+    for pod, netns, cid in (
+        (world["pod"], world["netns"], "midkeep"),
+        (other, other_netns, "midgone"),
+    ):
+        added = lab.run("ADD", world["conf"], pod, netns, container_id=cid)
+        assert added.rc == 0, added.stdout + added.stderr
+    before = len(lab.api.requests())
+    valid = [{"containerID": "midkeep", "ifname": "eth0"}]
+    gc = lab.run("GC", {**world["conf"], "cni.dev/valid-attachments": valid}, None, ifname="")
+    assert (gc.rc, gc.stdout) == (0, ""), gc.stderr
+    assert len(lab.api.requests()) == before
+    owners = sorted(p.read_text().splitlines()[0] for p in leases(lab.node.data_dir))
+    assert owners == ["midkeep", "midkeep"]  # the gone pod's two leases are freed
+    assert Node.pod_links(other_netns) == {"lo"}
+    assert Node.pod_links(world["netns"]) == {"lo", "eth0", "net1"}
+    records = sorted(p.name for p in (lab.node.cni_dir / "attachments").glob("*.json"))
+    assert records == ["midkeep:eth0.json"]
+    deleted = lab.run("DEL", world["conf"], world["pod"], world["netns"], container_id="midkeep")
+    assert deleted.rc == 0, deleted.stdout + deleted.stderr
