@@ -63,15 +63,17 @@ class Engine:
 
     # ---- planning: nothing runs but VERSION queries (cached per binary) ----
 
+    @staticmethod
+    def _where(network: DelegateNetwork, index: int, ifname: str) -> tuple[str, str]:
+        """(field prefix for messages, label naming the delegate) of one plugin."""
+        where = f"{network.source}.plugins[{index}]." if network.is_list else f"{network.source}."
+        return where, f"'{network.plugins[index]['type']}' ({ifname}, {where.rstrip('.')})"
+
     def _calls(self, network: DelegateNetwork, ifname: str, negotiate: bool) -> list[PluginCall]:
         calls: list[PluginCall] = []
         for index, plugin in enumerate(network.plugins):
-            where = (
-                f"{network.source}.plugins[{index}]." if network.is_list else f"{network.source}."
-            )
-            ptype = str(plugin["type"])
-            label = f"'{ptype}' ({ifname}, {where.rstrip('.')})"
-            path = find_plugin(ptype, self.dirs, where)
+            where, label = self._where(network, index, ifname)
+            path = find_plugin(str(plugin["type"]), self.dirs, where)
             ipam = plugin.get("ipam")
             if isinstance(ipam, dict) and "type" in ipam:
                 # The delegate execs its IPAM plugin from the same dirs: hold that name to
@@ -107,18 +109,18 @@ class Engine:
         place (its DEL fails and is reported) so the others are still undone."""
         attachments: list[Attachment] = []
         for index, entry in enumerate(record["delegates"]):
-            where = f"cached {record.get('containerId')}/{record.get('ifName')} delegates[{index}]."
-            network = parse_delegate(entry.get("network"), where, self.conf.cni_version, "cached")
+            cached = f"{record.get('containerId')}/{record.get('ifName')}"
+            source = f"cached {cached} delegates[{index}]."
+            network = parse_delegate(entry.get("network"), source, self.conf.cni_version, "cached")
             network.master = bool(entry.get("master"))
             ifname = str(entry.get("ifName", ""))
             recorded = entry.get("versions") or []
             calls: list[PluginCall] = []
             for pindex, plugin in enumerate(network.plugins):
                 version = recorded[pindex] if pindex < len(recorded) else network.cni_version
-                ptype = str(plugin["type"])
-                label = f"'{ptype}' ({ifname}, {where.rstrip('.')})"
+                where, label = self._where(network, pindex, ifname)
                 try:
-                    path = find_plugin(ptype, self.dirs, where)
+                    path = find_plugin(str(plugin["type"]), self.dirs, where)
                 except CniError as exc:
                     calls.append(
                         PluginCall(plugin, None, version, problem=f"delegate {label}: {exc.msg}")
