@@ -24,6 +24,7 @@ from .reconciling import NADS, NETWORKS, NODESTATES, Reconciler
 
 logger = logging.getLogger("multus_operator")
 DOMAIN = "multus.cni.cncf.io"
+ADMITTED: tuple[kopf.Operation, ...] = ("CREATE", "UPDATE")  # what the webhook judges
 
 
 @dataclasses.dataclass
@@ -189,19 +190,40 @@ class Operator:
 
         if config.webhook_port is not None:  # kopf refuses handlers without a server
 
-            @kopf.on.validate(*NETWORKS, registry=registry, id="validate-network")
-            async def admit_network(body: kopf.Body, warnings: list[str], **_: Any) -> None:
-                _admit(dict(body), warnings)
+            @kopf.on.validate(
+                *NETWORKS, registry=registry, id="validate-network", operations=ADMITTED
+            )
+            async def admit_network(body: kopf.Body, warnings: list[str], **kw: Any) -> None:
+                _admit(kw.get("operation"), dict(body), kw.get("old"), warnings)
 
-            @kopf.on.validate(*NADS, registry=registry, id="validate-nad")
-            async def admit_nad(body: kopf.Body, warnings: list[str], **_: Any) -> None:
-                _admit(dict(body), warnings)
+            @kopf.on.validate(*NADS, registry=registry, id="validate-nad", operations=ADMITTED)
+            async def admit_nad(body: kopf.Body, warnings: list[str], **kw: Any) -> None:
+                _admit(kw.get("operation"), dict(body), kw.get("old"), warnings)
 
         return registry
 
 
-def _admit(body: dict[str, Any], warnings: list[str]) -> None:
-    """Refuse an invalid object with the message its Valid condition would carry."""
+def _admit(
+    operation: str | None,
+    body: dict[str, Any],
+    old: kopf.Body | None,
+    warnings: list[str],
+) -> None:
+    """Refuse an invalid object with the message its Valid condition would carry.
+
+    Only what a request changes is judged. A DELETE, or an UPDATE that leaves the
+    checked content as it was (labels, finalizers, status), passes even for an object
+    that is invalid already (created before the webhook or under older rules): it can
+    always be cleaned up, and never holds up the deletion of its namespace.
+    """
+    if operation not in ADMITTED:
+        return
+    if (
+        operation == "UPDATE"
+        and old is not None
+        and validation.checked_content(dict(old)) == validation.checked_content(body)
+    ):
+        return
     report = validation.validate_object(body)
     warnings.extend(str(p) for p in report.warnings)
     if not report.valid:

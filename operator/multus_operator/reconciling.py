@@ -77,7 +77,7 @@ class ObservedConfigMap:
 
 def _fingerprint(body: dict[str, Any]) -> str:
     """What validation depends on: all but metadata and status."""
-    relevant = {k: v for k, v in body.items() if k not in ("metadata", "status")}
+    relevant = validation.checked_content(body)
     return hashlib.sha256(json.dumps(relevant, sort_keys=True).encode()).hexdigest()
 
 

@@ -93,6 +93,11 @@ def _schema_message(err: jsonschema.ValidationError) -> str:
     return str(err.message)
 
 
+def checked_content(obj: dict[str, Any]) -> dict[str, Any]:
+    """The part of an object the checks read: everything but metadata and status."""
+    return {k: v for k, v in obj.items() if k not in ("metadata", "status")}
+
+
 def validate_object(obj: Any) -> Report:
     """Check one Kubernetes object (or a multus conf) and say what is wrong."""
     if not isinstance(obj, dict):

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import copy
 import shutil
 import socket
 import ssl
 import subprocess
 import tempfile
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +18,7 @@ import aiohttp
 import pytest
 
 from tests.operator.apiclient import Client
-from tests.operator.broken import BROKEN, SEED_NETWORKS, seed
+from tests.operator.broken import BROKEN, SEED_NETWORKS, fixed, seed
 from tests.operator.conftest import running
 from tests.operator.emulator import Emulator
 
@@ -46,29 +48,39 @@ def _free_port() -> int:
         return port
 
 
-def _review(obj: dict[str, Any], resource: str) -> dict[str, Any]:
+def _review(
+    obj: dict[str, Any], operation: str = "CREATE", old: dict[str, Any] | None = None
+) -> dict[str, Any]:
     group, version = obj["apiVersion"].split("/")
+    network = obj["kind"] == "Network"
     return {
         "apiVersion": "admission.k8s.io/v1",
         "kind": "AdmissionReview",
         "request": {
             "uid": "4b4f5ab2-0000-4000-8000-000000000001",
             "kind": {"group": group, "version": version, "kind": obj["kind"]},
-            "resource": {"group": group, "version": version, "resource": resource},
-            "operation": "CREATE",
+            "resource": {
+                "group": group,
+                "version": version,
+                "resource": "networks" if network else "network-attachment-definitions",
+            },
+            "operation": operation,
             "namespace": "default",
             "name": obj["metadata"]["name"],
-            "object": obj,
+            "object": None if operation == "DELETE" else obj,
+            "oldObject": old,
             "userInfo": {"username": "tester"},
             "dryRun": False,
         },
     }
 
 
-async def test_webhook_refuses_broken_and_admits_seed(
-    emulator: tuple[Emulator, Client], tls: tuple[str, str]
-) -> None:
-    _emu, client = emulator
+Review = Callable[..., Awaitable[dict[str, Any]]]
+
+
+@contextlib.asynccontextmanager
+async def _webhook(client: Client, tls: tuple[str, str]) -> AsyncIterator[Review]:
+    """The operator with its webhook on TLS; yields `review(obj, operation, old)`."""
     cert, key = tls
     port = _free_port()
     context = ssl.create_default_context(cafile=cert)
@@ -85,19 +97,25 @@ async def test_webhook_refuses_broken_and_admits_seed(
     ):
         base = f"https://127.0.0.1:{port}"
 
-        async def review(obj: dict[str, Any]) -> dict[str, Any]:
-            network = obj["kind"] == "Network"
-            path = "validate-network" if network else "validate-nad"
-            plural = "networks" if network else "network-attachment-definitions"
+        async def review(obj: dict[str, Any], *args: Any) -> dict[str, Any]:
+            path = "validate-network" if obj["kind"] == "Network" else "validate-nad"
             for _ in range(50):  # the server starts with the operator
                 try:
-                    async with session.post(f"{base}/{path}", json=_review(obj, plural)) as r:
+                    async with session.post(f"{base}/{path}", json=_review(obj, *args)) as r:
                         answer: dict[str, Any] = await r.json()
                         return answer["response"]  # type: ignore[no-any-return]
                 except aiohttp.ClientConnectorError:
                     await asyncio.sleep(0.1)
             raise AssertionError("webhook server never came up")
 
+        yield review
+
+
+async def test_webhook_refuses_broken_and_admits_seed(
+    emulator: tuple[Emulator, Client], tls: tuple[str, str]
+) -> None:
+    _emu, client = emulator
+    async with _webhook(client, tls) as review:
         for name in SEED_NETWORKS:
             answer = await review(seed(name))
             assert answer["allowed"] is True
@@ -116,3 +134,28 @@ async def test_webhook_refuses_broken_and_admits_seed(
         )
         assert warned["allowed"] is True
         assert warned["warnings"] == ["spec.config.brdige: unknown bridge field"]
+
+
+async def test_webhook_never_blocks_cleanup_of_an_invalid_object(
+    emulator: tuple[Emulator, Client], tls: tuple[str, str]
+) -> None:
+    """An object invalid already (created before the webhook) can be deleted, relabelled
+    and have its finalizers removed, or namespace deletion would hang on it; changing
+    what the checks read is still judged."""
+    _emu, client = emulator
+    async with _webhook(client, tls) as review:
+        for obj, _ in BROKEN.values():
+            answer = await review(obj, "DELETE", obj)
+            assert answer["allowed"] is True, answer
+            relabelled = copy.deepcopy(obj)
+            relabelled["metadata"]["labels"] = {"team": "net"}
+            relabelled["metadata"]["finalizers"] = []
+            answer = await review(relabelled, "UPDATE", obj)
+            assert answer["allowed"] is True, answer
+            changed = copy.deepcopy(obj)
+            changed["extra"] = 1  # a change to the checked content: judged again
+            answer = await review(changed, "UPDATE", obj)
+            assert answer["allowed"] is False
+        fixed_to_broken = await review(BROKEN["bad-json"][0], "UPDATE", fixed("bad-json"))
+        assert fixed_to_broken["allowed"] is False
+        assert fixed_to_broken["status"]["message"].startswith(BROKEN["bad-json"][1])
