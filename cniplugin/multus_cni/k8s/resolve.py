@@ -391,6 +391,16 @@ def _same_ip(wanted: str, have: str) -> bool:
     return wanted == have.split("/", 1)[0]
 
 
+def is_static_pod(pod: dict[str, Any]) -> bool:
+    """A static pod (from a file or URL on the node): kubelet's CNI_ARGS carry its own
+    UID, the API only its mirror pod with another UID (Multus's IsStaticPod)."""
+    annotations = (pod.get("metadata") or {}).get("annotations") or {}
+    source = (
+        annotations.get("kubernetes.io/config.source") if isinstance(annotations, dict) else None
+    )
+    return source is not None and source != "api"
+
+
 def add(env: CniEnv, conf: MultusConf) -> dict[str, Any]:
     """ADD for a conf in Kubernetes mode."""
     ref = pod_ref(env.args)
@@ -410,7 +420,7 @@ def add(env: CniEnv, conf: MultusConf) -> dict[str, Any]:
             log.error(f"pod {ref} not found; exiting with an empty result, no delegate run")
             return results.empty(conf.cni_version)
         uid = str((pod.get("metadata") or {}).get("uid", ""))
-        if ref.uid and uid != ref.uid:
+        if ref.uid and uid != ref.uid and not is_static_pod(pod):
             raise ContainerUnknown(
                 f"pod {ref}: CNI_ARGS K8S_POD_UID is {ref.uid} but the API has {uid or 'none'} "
                 "(the pod was deleted and re-created); not attaching"

@@ -1,0 +1,76 @@
+"""Review findings in Kubernetes mode, each pinned by a test that failed before its fix.
+
+Resources here carry the prefix `mre` (netns, links) and addresses in 10.205.0.0/16."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.k8s.conftest import Lab
+from tests.k8s.emulator import Api
+from tests.support.lab import Node, checked_node
+
+PREFIX = "mre"
+NPWG = "k8s.v1.cni.cncf.io/networks"
+CLUSTER = "10.205.1.0/24"
+
+
+@pytest.fixture
+def lab(request: pytest.FixtureRequest, tmp_path: Path, _prerequisites: None) -> Iterator[Lab]:
+    """The Kubernetes-mode lab of conftest, under this file's own prefix."""
+    with checked_node(PREFIX, tmp_path, request) as node:
+        api = Api(f"/var/run/netns/{node.name}")
+        try:
+            yield Lab(node, api, tmp_path)
+        finally:
+            api.close()
+
+
+def ptp(lab: Lab, subnet: str, **extra: Any) -> dict[str, Any]:
+    return {"cniVersion": "1.0.0", "type": "ptp", "ipam": lab.node.host_local(subnet), **extra}
+
+
+def test_static_pod_mirror_uid_is_not_a_mismatch(lab: Lab) -> None:
+    """kubelet names a static pod by its own UID; the API holds its mirror pod, whose UID
+    differs. Multus (getPod/IsStaticPod) accepts that: a static pod must come up."""
+    bridge = lab.node.add_bridge("mrecni0")
+    conf = lab.conf(
+        [
+            {
+                "name": "mre-cluster",
+                "type": "bridge",
+                "bridge": bridge,
+                "ipam": lab.node.host_local(CLUSTER),
+            }
+        ]
+    )
+    pod = lab.pod(
+        "etcd-node1",
+        "mre-sys",
+        {"kubernetes.io/config.source": "file", "kubernetes.io/config.mirror": "0f1e2d3c"},
+    )
+    static = json.loads(json.dumps(pod))
+    static["metadata"]["uid"] = "0f1e2d3c4b5a69788796a5b4c3d2e1f0"
+    netns = lab.node.add_pod(PREFIX)
+    added = lab.run("ADD", conf, static, netns, container_id="mrestatic")
+    assert added.rc == 0, added.stdout + added.stderr
+    assert Node.pod_links(netns) == {"lo", "eth0"}
+    assert [s["interface"] for s in lab.status("etcd-node1", "mre-sys")] == ["eth0"]
+    assert lab.run("DEL", conf, static, netns, container_id="mrestatic").rc == 0
+
+
+def test_api_pod_uid_mismatch_still_refused(lab: Lab) -> None:
+    """Only static pods are excepted: an API pod re-created under the same name is not."""
+    conf = lab.conf([ptp(lab, CLUSTER)])
+    pod = lab.pod("app", "mre-a", {"kubernetes.io/config.source": "api"})
+    stale = json.loads(json.dumps(pod))
+    stale["metadata"]["uid"] = "00000000-0000-0000-0000-000000000000"
+    netns = lab.node.add_pod(PREFIX)
+    failed = lab.run("ADD", conf, stale, netns, container_id="mrestale")
+    assert failed.rc != 0 and failed.doc["code"] == 3, failed.stdout
+    assert Node.pod_links(netns) == {"lo"}
