@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import json
+import math
 from typing import Any
 
 import jsonschema
@@ -230,6 +231,8 @@ def parse_settings(text: str, base: str = "") -> tuple[MultusSettings | None, li
         raw = yaml.safe_load(text) if text.strip() else {}
     except yaml.YAMLError as exc:
         return None, [Problem(base, f"invalid YAML: {exc}")]
+    except RecursionError:
+        return None, [Problem(base, "invalid YAML: nested too deeply")]
     if not isinstance(raw, dict):
         return None, [Problem(base, "must be a YAML mapping")]
     try:
@@ -268,13 +271,27 @@ def _check_masters(confs: list[Any], base: str) -> list[Problem]:
     ]
 
 
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if value in (math.inf, -math.inf):
+        raise ValueError(f"{text} is out of the range of a JSON number")
+    return value
+
+
 def _parse_json(text: Any, path: str) -> tuple[Any, Problem | None]:
+    """Parse as the plugin does: NaN, Infinity and numbers beyond a double are refused."""
     if not isinstance(text, str):
         return None, Problem(path, "must be a string holding JSON")
     try:
-        return json.loads(text), None
-    except json.JSONDecodeError as exc:
+        return json.loads(text, parse_constant=_refuse_constant, parse_float=_finite_float), None
+    except ValueError as exc:  # JSONDecodeError, our refusals, an int of >4300 digits
         return None, Problem(path, f"invalid JSON: {exc}")
+    except RecursionError:
+        return None, Problem(path, "invalid JSON: nested too deeply")
 
 
 def delegate_confs(obj: dict[str, Any]) -> list[dict[str, Any]]:

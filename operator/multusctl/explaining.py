@@ -58,9 +58,9 @@ def explain(
     pod: dict[str, Any], network_bodies: list[Any], settings: MultusSettings | None
 ) -> Plan:
     plan = Plan()
-    meta = pod.get("metadata") or {}
+    meta = _mapping(pod.get("metadata"))
     pod_ns = meta.get("namespace") or "default"
-    annotations = meta.get("annotations") or {}
+    annotations = _mapping(meta.get("annotations"))
     networks = _index(network_bodies, plan)
     seed = SEED_ANNOTATION in annotations and NPWG_ANNOTATION not in annotations
     key = SEED_ANNOTATION if seed else NPWG_ANNOTATION
@@ -186,24 +186,33 @@ def _index(bodies: list[Any], plan: Plan) -> dict[tuple[str, str], dict[str, Any
     for body in bodies:
         if not isinstance(body, dict) or body.get("kind") not in ("Network", *_NAD):
             continue
-        meta = body.get("metadata") or {}
+        meta = _mapping(body.get("metadata"))
         found[(meta.get("namespace") or "default", str(meta.get("name")))] = body
     return found
+
+
+def _mapping(value: Any) -> dict[str, Any]:
+    """A YAML mapping, or empty when the file holds something else there."""
+    return value if isinstance(value, dict) else {}
 
 
 _NAD = ("NetworkAttachmentDefinition",)
 
 
-def _parse_annotation(text: str) -> list[_Request]:
+def _parse_annotation(text: Any) -> list[_Request]:
     """A JSON list of selections, or NPWG's `ns/name@ifname, ...` shorthand."""
+    if not isinstance(text, str):
+        raise ValueError("not a string")
     text = text.strip()
     if not text:
         return []
     if text.startswith("["):
         try:
             items = json.loads(text)
-        except json.JSONDecodeError as exc:
+        except ValueError as exc:
             raise ValueError(f"invalid JSON: {exc}") from exc
+        except RecursionError:
+            raise ValueError("invalid JSON: nested too deeply") from None
         out = []
         for i, item in enumerate(items):
             if not isinstance(item, dict) or not isinstance(item.get("name"), str):

@@ -31,13 +31,17 @@ class Document:
 def load(path: str) -> list[Document]:
     """Every document of a (multi-document) YAML or JSON file; empty ones skipped."""
     try:
-        text = Path(path).read_text()
+        text = Path(path).read_text(encoding="utf-8")
     except OSError as exc:
         raise FileError(f"{path}: {exc.strerror or exc}") from exc
+    except UnicodeDecodeError as exc:
+        raise FileError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from exc
     try:
         bodies = list(yaml.safe_load_all(text))
     except yaml.YAMLError as exc:
         raise FileError(f"{path}: invalid YAML: {exc}") from exc
+    except RecursionError:
+        raise FileError(f"{path}: invalid YAML: nested too deeply") from None
     return [Document(path, i, body) for i, body in enumerate(bodies) if body is not None]
 
 

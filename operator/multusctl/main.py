@@ -12,8 +12,10 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import yaml
+from pydantic import ValidationError
 
 from multus_api.inventory import SriovInventory
+from multus_api.problems import from_validation_error
 from multus_operator import rendering, validation
 from multusctl import demo, explaining, files
 
@@ -70,7 +72,8 @@ def _skippable(body: Any) -> bool:
     api = str(body.get("apiVersion") or "")
     if api.startswith(OUR_GROUPS) or body.get("type") in ("multus", "multus-shim"):
         return False
-    name = (body.get("metadata") or {}).get("name")
+    meta = body.get("metadata")
+    name = meta.get("name") if isinstance(meta, dict) else None
     return not (body.get("kind") == "ConfigMap" and name == validation.SETTINGS_CONFIGMAP)
 
 
@@ -112,8 +115,16 @@ def cmd_render(args: argparse.Namespace) -> int:
         raw = inventory_docs[0].body
         if isinstance(raw, dict) and raw.get("kind") == "NodeState":
             raw = raw.get("status") or {}
+        if not isinstance(raw, dict):
+            _err(f"{args.inventory}: not an SR-IOV inventory (a mapping with pfs)")
+            return 1
         raw = {k: v for k, v in raw.items() if k != "observedTime"}
-        inventory = SriovInventory.model_validate(raw)
+        try:
+            inventory = SriovInventory.model_validate(raw)
+        except ValidationError as exc:
+            for problem in from_validation_error(exc, ""):
+                _err(f"{args.inventory}: {problem}")
+            return 1
     networks = []
     for doc in network_docs:
         report = validation.validate_object(doc.body)

@@ -1,0 +1,101 @@
+"""Inputs found in review that crashed the checks or that they let through wrongly."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from multus_operator.validation import parse_settings, validate_object
+from multusctl.main import main as multusctl
+from tests.operator.broken import nad, network
+
+DEEP = "[" * 50_000 + "]" * 50_000
+
+
+@pytest.mark.parametrize(
+    ("obj", "message"),
+    [
+        (network("deep", "bridge", DEEP), "args: invalid JSON: nested too deeply"),
+        (nad("deep", DEEP), "spec.config: invalid JSON: nested too deeply"),
+        # The plugin refuses these (Go's encoding/json too), so they are not Valid here.
+        (nad("nan", '{"type": "bridge", "x": NaN}'), "spec.config: invalid JSON: NaN"),
+        (nad("inf", '{"type": "bridge", "x": -Infinity}'), "spec.config: invalid JSON: -Inf"),
+        (nad("big", '{"type": "bridge", "x": 1e999}'), "spec.config: invalid JSON: 1e999"),
+        (network("digits", "bridge", "[" + "9" * 5000 + "]"), "args: invalid JSON: "),
+    ],
+)
+def test_json_the_plugin_refuses_is_invalid_not_a_crash(
+    obj: dict[str, object], message: str
+) -> None:
+    report = validate_object(obj)
+    assert not report.valid
+    assert report.summary().startswith(message), report.summary()
+
+
+def test_deeply_nested_settings_are_a_problem_not_a_crash() -> None:
+    """A raise here failed every reconcile pass: no node was rendered any more."""
+    settings, problems = parse_settings("a: " + "[" * 5000 + "]" * 5000, "settings.yaml")
+    assert settings is None
+    assert [str(p) for p in problems] == ["settings.yaml: invalid YAML: nested too deeply"]
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b"\xff\xfe\x00bad", "not UTF-8 text"),
+        (("a: " + "[" * 5000 + "]" * 5000).encode(), "invalid YAML: nested too deeply"),
+    ],
+)
+def test_multusctl_unreadable_file_is_named_not_a_traceback(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], content: bytes, message: str
+) -> None:
+    path = tmp_path / "bad.yaml"
+    path.write_bytes(content)
+    assert multusctl(["validate", str(path)]) == 2
+    assert capsys.readouterr().err.startswith(f"{path}: {message}")
+
+
+def test_multusctl_metadata_not_a_mapping(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "cm.yaml"
+    path.write_text("apiVersion: v1\nkind: ConfigMap\nmetadata: multus-settings\n")
+    assert multusctl(["validate", str(path)]) == 0
+    assert "ConfigMap/#0: skipped" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("inventory", "message"),
+    [("[1, 2]\n", "not an SR-IOV inventory"), ("pfs: [{numVfs: 2}]\n", "pfs[0].name: ")],
+)
+def test_multusctl_render_bad_inventory_is_named(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], inventory: str, message: str
+) -> None:
+    settings, inv = tmp_path / "settings.yaml", tmp_path / "inv.yaml"
+    settings.write_text("mode: thin\n")
+    inv.write_text(inventory)
+    assert (
+        multusctl(["render", "--settings", str(settings), "--node", "n1", "--inventory", str(inv)])
+        == 1
+    )
+    assert capsys.readouterr().err.startswith(f"{inv}: {message}")
+
+
+@pytest.mark.parametrize(
+    "metadata",
+    [
+        "x",
+        "{name: p, annotations: [1]}",
+        "{name: p, annotations: {k8s.v1.cni.cncf.io/networks: 5}}",
+        "{name: p, annotations: {k8s.v1.cni.cncf.io/networks: '" + "[" * 5000 + "'}}",
+    ],
+)
+def test_multusctl_explain_odd_pod_is_not_a_traceback(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], metadata: str
+) -> None:
+    pod, net = tmp_path / "pod.yaml", tmp_path / "net.yaml"
+    pod.write_text(f"apiVersion: v1\nkind: Pod\nmetadata: {metadata}\n")
+    net.write_text("apiVersion: kubernetes.com/v1\nkind: Network\nmetadata: [1]\nplugin: bridge\n")
+    assert multusctl(["explain", str(pod), str(net)]) in (0, 1)
+    capsys.readouterr()
