@@ -31,6 +31,7 @@ NAD = ("k8s.cni.cncf.io/v1", "NetworkAttachmentDefinition")
 NODESTATE = ("multus.cni.cncf.io/v1", "NodeState")
 SETTINGS_CONFIGMAP = "multus-settings"
 SETTINGS_KEY = "settings.yaml"
+PROBLEM_CHARS = 1024  # per problem in a summary; five of them stay far below 32768
 
 
 @dataclasses.dataclass(frozen=True)
@@ -54,14 +55,23 @@ class Report:
         return not self.errors
 
     def summary(self, limit: int = 5) -> str:
-        """One line for a condition message or an admission refusal."""
+        """One line for a condition message or an admission refusal.
+
+        Each problem is clipped (they quote the offending value, which may be huge):
+        the CRD caps a condition message at 32768 characters, like metav1.Condition,
+        and the API server would refuse a longer one on every retry.
+        """
         shown = self.errors or self.warnings
         if not shown:
             return "all checks passed"
-        text = "; ".join(str(p) for p in shown[:limit])
+        text = "; ".join(_clip(str(p), PROBLEM_CHARS) for p in shown[:limit])
         if len(shown) > limit:
             text += f"; and {len(shown) - limit} more"
         return text if self.errors else f"valid with warnings: {text}"
+
+
+def _clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "\u2026"
 
 
 @functools.cache

@@ -6,6 +6,9 @@ from pathlib import Path
 
 import pytest
 
+from multus_api.objects import NetworkStatus
+from multus_operator import conditions
+from multus_operator.reconciling import Reconciler
 from multus_operator.validation import parse_settings, validate_object
 from multusctl.main import main as multusctl
 from tests.operator.broken import nad, network
@@ -99,3 +102,22 @@ def test_multusctl_explain_odd_pod_is_not_a_traceback(
     net.write_text("apiVersion: kubernetes.com/v1\nkind: Network\nmetadata: [1]\nplugin: bridge\n")
     assert multusctl(["explain", str(pod), str(net)]) in (0, 1)
     capsys.readouterr()
+
+
+@pytest.mark.parametrize(
+    "conf",
+    [
+        {"type": "bridge", "bridge": "x" * 100_000},
+        {"type": "bridge", "x" * 100_000: 1},
+        {"type": "x" * 100_000},
+        {"type": "bridge", "ipam": {"type": "host-local", "subnet": "x" * 100_000}},
+    ],
+)
+def test_condition_message_fits_the_crd(conf: dict[str, object]) -> None:
+    """A message over 32768 characters was refused by the API server on every retry."""
+    rec = Reconciler("kube-system")
+    rec.on_network(None, nad("huge", conf))
+    record = rec.networks[("NetworkAttachmentDefinition", "default", "huge")]
+    merged = conditions.merge(None, rec.wanted_conditions(record), 1, conditions.now_rfc3339())
+    NetworkStatus.model_validate({"conditions": merged})  # the CRD's own limits
+    assert merged[0]["message"] == record.report.summary()  # the webhook's message
