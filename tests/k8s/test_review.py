@@ -18,6 +18,7 @@ from tests.support.lab import Node, checked_node
 PREFIX = "mre"
 NPWG = "k8s.v1.cni.cncf.io/networks"
 CLUSTER = "10.205.1.0/24"
+SIDECAR = "10.205.3.0/24"
 
 
 @pytest.fixture
@@ -74,3 +75,38 @@ def test_api_pod_uid_mismatch_still_refused(lab: Lab) -> None:
     failed = lab.run("ADD", conf, stale, netns, container_id="mrestale")
     assert failed.rc != 0 and failed.doc["code"] == 3, failed.stdout
     assert Node.pod_links(netns) == {"lo"}
+
+
+def test_cluster_and_default_networks_by_conf_name(lab: Lab) -> None:
+    """Multus's selection flow for clusterNetwork/defaultNetworks: a NAD of that name in
+    multusNamespace, else the conf file in confDir whose `name` it is (docs/configuration.md:
+    "defaultNetworks": ["sidecarCRD", "flannel"])."""
+    node = lab.node
+    node.write_conf(
+        "10-cluster.conflist",
+        {"cniVersion": "1.0.0", "name": "mre-pods", "plugins": [ptp(lab, CLUSTER)]},
+    )
+    node.write_conf("20-sidecar.conf", {**ptp(lab, SIDECAR), "name": "mre-sidecar"})
+    conf = lab.conf(clusterNetwork="mre-pods", defaultNetworks=["mre-sidecar"])
+    pod = lab.pod("app", "mre-a")
+    netns = node.add_pod(PREFIX)
+    added = lab.run("ADD", conf, pod, netns, container_id="mrename")
+    assert added.rc == 0, added.stdout + added.stderr
+    assert set(Node.pod_addresses(netns)) - {"lo"} == {"eth0", "net1"}
+    status = lab.status("app", "mre-a")
+    assert [(s["name"], s["interface"]) for s in status] == [
+        ("mre-pods", "eth0"),
+        ("mre-sidecar", "net1"),
+    ]
+    assert lab.run("DEL", conf, pod, netns, container_id="mrename").rc == 0
+
+
+def test_cluster_network_name_found_nowhere(lab: Lab) -> None:
+    """Neither a NAD nor a conf file: code 7 naming both places looked in."""
+    conf = lab.conf(clusterNetwork="mre-nowhere")
+    pod = lab.pod("app", "mre-a")
+    netns = lab.node.add_pod(PREFIX)
+    failed = lab.run("ADD", conf, pod, netns, container_id="mrenone")
+    assert failed.rc != 0 and failed.doc["code"] == 7, failed.stdout
+    msg = failed.doc["msg"]
+    assert "kube-system/mre-nowhere" in msg and "no conf file" in msg, msg

@@ -88,14 +88,23 @@ def nad_delegate(obj: dict[str, Any], ref: str, cni_version: str, conf_dir: str)
 def conf_file_by_name(name: str, conf_dir: str, cni_version: str, where: str) -> DelegateNetwork:
     """The conf file in `conf_dir` whose network is called `name` (libcni order; a
     conflist wins over a conf)."""
+    network = find_conf_file(name, conf_dir, cni_version, f"{where}: spec.config is empty and")
+    if network is None:
+        raise InvalidConfig(
+            f"{where}: spec.config is empty and no conf file in {conf_dir} has name {name!r}"
+        )
+    return network
+
+
+def find_conf_file(name: str, conf_dir: str, cni_version: str, why: str) -> DelegateNetwork | None:
+    """`conf_file_by_name` without the error when no file has that name; `why` starts the
+    message when `conf_dir` cannot be listed."""
     try:
         files = sorted(
             f for f in os.listdir(conf_dir) if f.endswith(CONF_EXTENSIONS) and not f.startswith(".")
         )[:MAX_CONF_FILES]
     except OSError as exc:
-        raise IoFailure(
-            f"{where}: spec.config is empty and confDir {conf_dir} cannot be listed: {exc.strerror}"
-        ) from None
+        raise IoFailure(f"{why} confDir {conf_dir} cannot be listed: {exc.strerror}") from None
     found: list[tuple[str, dict[str, Any]]] = []
     for file in files:
         path = os.path.join(conf_dir, file)
@@ -108,8 +117,6 @@ def conf_file_by_name(name: str, conf_dir: str, cni_version: str, where: str) ->
         if doc.get("name") == name:
             found.append((path, doc))
     if not found:
-        raise InvalidConfig(
-            f"{where}: spec.config is empty and no conf file in {conf_dir} has name {name!r}"
-        )
+        return None
     path, doc = next((f for f in found if f[0].endswith(".conflist")), found[0])
     return parse_delegate(doc, f"{path}: ", cni_version, name)

@@ -231,17 +231,30 @@ class Resolver:
 
     def _conf_ref(self, value: str, key: str) -> Planned:
         """A clusterNetwork/defaultNetworks entry: a conf file (or directory) path when it
-        exists, else a NAD `ns/name` or `name` in multusNamespace."""
+        exists, else a NAD `ns/name` or `name` in multusNamespace, else (a bare name, as
+        Multus looks it up) the conf file in confDir whose network has that name."""
         path = value if os.path.isabs(value) else os.path.join(self.conf.conf_dir, value)
         if os.path.exists(path):
             network = load_conf_file(path, self.conf.cni_version)
             return Planned(network, network.name)
         namespace, _, name = value.rpartition("/")
+        bare = not namespace
         namespace = namespace or self.settings.multus_namespace
         where = f"{key} {value!r}"
         selection.check_namespace(namespace, where)
         selection.check_object_name(name, where)
-        return Planned(self._nad(namespace, name, where), f"{namespace}/{name}")
+        ref = f"{namespace}/{name}"
+        obj = self.client.get(objects.nad_path(namespace, name))
+        if obj is not None:
+            nad = objects.nad_delegate(obj, ref, self.conf.cni_version, self.conf.conf_dir)
+            return Planned(nad, ref)
+        if bare:
+            why = f"{where}: no NetworkAttachmentDefinition {ref}, and"
+            found = objects.find_conf_file(name, self.conf.conf_dir, self.conf.cni_version, why)
+            if found is not None:
+                return Planned(found, found.name)
+            raise InvalidConfig(f"{why} no conf file in {self.conf.conf_dir} has name {name!r}")
+        raise InvalidConfig(f"{where}: NetworkAttachmentDefinition {ref} not found")
 
     def _base_networks(self) -> list[Planned]:
         """Cluster network (maybe replaced by the pod's default-network annotation) and
