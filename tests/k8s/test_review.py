@@ -110,3 +110,32 @@ def test_cluster_network_name_found_nowhere(lab: Lab) -> None:
     assert failed.rc != 0 and failed.doc["code"] == 7, failed.stdout
     msg = failed.doc["msg"]
     assert "kube-system/mre-nowhere" in msg and "no conf file" in msg, msg
+
+
+def test_requested_ipv6_in_another_spelling_is_found_in_the_result(lab: Lab) -> None:
+    """NPWG's "requested ips must be in the result" compares addresses, not strings:
+    `FD00:205:4:0::07/64` is the `fd00:205:4::7/64` static IPAM reports."""
+    node = lab.node
+    master, _ = node.add_veth("mremv0", "mremv0p")
+    node.ip("link", "set", master, "up")
+    conf = lab.conf([ptp(lab, CLUSTER)])
+    lab.nad(
+        "six",
+        {
+            "cniVersion": "1.0.0",
+            "type": "macvlan",
+            "master": master,
+            "mode": "bridge",
+            "capabilities": {"ips": True},
+            "ipam": {"type": "static"},
+        },
+        "mre-a",
+    )
+    selection = [{"name": "six", "ips": ["FD00:205:4:0::07/64", "10.205.4.7/24"]}]
+    pod = lab.pod("six", "mre-a", {NPWG: json.dumps(selection)})
+    netns = node.add_pod(PREFIX)
+    added = lab.run("ADD", conf, pod, netns, container_id="mresix")
+    assert added.rc == 0, added.stdout + added.stderr
+    six = lab.status("six", "mre-a")[1]
+    assert sorted(six["ips-with-prefix"]) == ["10.205.4.7/24", "fd00:205:4::7/64"]
+    assert lab.run("DEL", conf, pod, netns, container_id="mresix").rc == 0

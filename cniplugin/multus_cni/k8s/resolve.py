@@ -399,9 +399,17 @@ class Reporter:
 
 
 def _same_ip(wanted: str, have: str) -> bool:
-    if "/" in wanted:
-        return wanted == have
-    return wanted == have.split("/", 1)[0]
+    """Whether a result's `address` is the requested IP (with its prefix, if one was
+    asked for), compared as addresses: `FD00::05/64` is the `fd00::5/64` IPAM reports."""
+    import ipaddress  # already loaded: the annotation's `ips` were checked with it
+
+    try:
+        got = ipaddress.ip_interface(have)
+        if "/" in wanted:
+            return ipaddress.ip_interface(wanted) == got
+        return ipaddress.ip_address(wanted) == got.ip
+    except ValueError:
+        return False
 
 
 def is_static_pod(pod: dict[str, Any]) -> bool:
