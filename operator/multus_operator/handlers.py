@@ -159,6 +159,7 @@ class Operator:
                 "bootstrapped": rec.bootstrapped.is_set(),
                 "passes": rec.passes,
                 "settings": {"status": cond.status, "reason": cond.reason, "message": cond.message},
+                "oversizedNodes": sorted(rec.oversized),
             }
 
         @kopf.on.event("", "v1", "nodes", registry=registry, id="node")

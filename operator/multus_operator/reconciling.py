@@ -97,6 +97,7 @@ class Reconciler:
             "SettingsValid", "Unknown", "NotRead", "settings not read yet"
         )
         self.nad_has_status = False
+        self.oversized: dict[str, int] = {}  # node -> bytes of a rendering too large to write
         self.bootstrapped = asyncio.Event()
         self.passes = 0
         self.last_pass_seconds = 0.0
@@ -443,6 +444,12 @@ class Reconciler:
         data = self.desired(name)
         if data is None:
             return  # no settings yet: keep whatever is there
+        size = rendering.data_bytes(data)
+        if size > rendering.MAX_DATA_BYTES:
+            # The API server would refuse it on every retry: keep the last good one, say why.
+            await self._oversized(node, size)
+            return
+        self.oversized.pop(name, None)
         body = rendering.configmap_body(name, self.namespace, data, node.uid)
         labels = body["metadata"]["labels"]
         if observed is None:
@@ -473,6 +480,20 @@ class Reconciler:
             patch["metadata"]["ownerReferences"] = body["metadata"]["ownerReferences"]
         await self.api.patch(cm_path, patch)
         self.configmaps[name] = ObservedConfigMap(data, {**observed.labels, **labels}, True)
+
+    async def _oversized(self, node: NodeInfo, size: int) -> None:
+        message = (
+            f"rendered ConfigMap data is {size} bytes, over the API's limit of"
+            f" {rendering.MAX_DATA_BYTES}; keeping the last good one"
+        )
+        logger.error("node %s: %s", node.name, message)
+        if self.oversized.get(node.name) == size:
+            return
+        self.oversized[node.name] = size
+        involved = {"apiVersion": "v1", "kind": "Node", "name": node.name}
+        if node.uid:
+            involved["uid"] = node.uid
+        await self._event(involved, "Warning", "RenderingTooLarge", message)
 
     # --- network status -------------------------------------------------------------------
 

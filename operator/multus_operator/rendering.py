@@ -23,6 +23,7 @@ NODE_LABEL = "multus.cni.cncf.io/node"
 COMPONENT_LABEL = "app.kubernetes.io/component"
 COMPONENT = "multus-node-config"
 MAX_NAME = 253
+MAX_DATA_BYTES = 1024 * 1024  # the API server refuses a ConfigMap whose data is larger
 
 
 @dataclasses.dataclass(frozen=True)
@@ -103,6 +104,11 @@ def render(
         "networks": usable,
     }
     return {CONF_KEY: _dump(conf), INVENTORY_KEY: _dump(inventory)}
+
+
+def data_bytes(data: Mapping[str, str]) -> int:
+    """The size the API server holds against MAX_DATA_BYTES: keys plus values."""
+    return sum(len(k.encode()) + len(v.encode()) for k, v in data.items())
 
 
 def _dump(doc: Any) -> str:

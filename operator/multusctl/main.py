@@ -134,6 +134,13 @@ def cmd_render(args: argparse.Namespace) -> int:
         networks.append(network_view(doc.body))
     node = rendering.NodeView(args.node, labels, inventory)
     data = rendering.render(settings, node, networks)
+    size = rendering.data_bytes(data)
+    if size > rendering.MAX_DATA_BYTES:
+        _err(
+            f"rendered data is {size} bytes, over the API's ConfigMap limit of"
+            f" {rendering.MAX_DATA_BYTES}: the operator keeps the node's last good one"
+        )
+        return 1
     body = rendering.configmap_body(args.node, args.namespace, data)
     print(files.dump_yaml(body), end="")
     return 0

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -11,8 +13,12 @@ from multus_operator import conditions
 from multus_operator.reconciling import Reconciler
 from multus_operator.validation import parse_settings, validate_object
 from multusctl.main import main as multusctl
+from tests.operator.apiclient import NAMESPACE, Client
 from tests.operator.broken import nad, network
+from tests.operator.conftest import SETTINGS_YAML, eventually, running, settled
+from tests.operator.emulator import Emulator
 
+NODESTATES = "/apis/multus.cni.cncf.io/v1/nodestates"
 DEEP = "[" * 50_000 + "]" * 50_000
 
 
@@ -121,3 +127,68 @@ def test_condition_message_fits_the_crd(conf: dict[str, object]) -> None:
     merged = conditions.merge(None, rec.wanted_conditions(record), 1, conditions.now_rfc3339())
     NetworkStatus.model_validate({"conditions": merged})  # the CRD's own limits
     assert merged[0]["message"] == record.report.summary()  # the webhook's message
+
+
+def _huge_inventory(vfs: int) -> dict[str, Any]:
+    return {
+        "pfs": [
+            {
+                "name": "enp2s0",
+                "pciAddress": "0000:02:00.0",
+                "totalVfs": vfs,
+                "numVfs": vfs,
+                "vfs": [
+                    {"index": i, "pciAddress": f"0000:02:{i:06x}.0", "netdev": f"enp2s0v{i}"}
+                    for i in range(vfs)
+                ],
+            }
+        ]
+    }
+
+
+async def test_rendering_over_1mib_keeps_the_last_good_one(
+    emulator: tuple[Emulator, Client],
+) -> None:
+    """RELIABILITY row 51: the API refuses data over 1 MiB; retrying it forever held every
+    other change back by the pass-wide backoff (up to 60 s)."""
+    _emu, client = emulator
+    await client.set_settings(SETTINGS_YAML)
+    await client.add_node("node1")
+    state = {
+        "apiVersion": "multus.cni.cncf.io/v1",
+        "kind": "NodeState",
+        "metadata": {"name": "node1"},
+    }
+    await client.create(NODESTATES, state)
+    async with running(client.url) as op:
+        await settled(op)
+        good = (await client.configmap("node1"))["data"]
+        await client.patch(f"{NODESTATES}/node1/status", {"status": _huge_inventory(8000)})
+
+        async def reported() -> list[tuple[str, str]]:
+            events = await client.get(f"/api/v1/namespaces/{NAMESPACE}/events")
+            found = [(e["involvedObject"]["name"], e["reason"]) for e in events["items"]]
+            return [e for e in found if e == ("node1", "RenderingTooLarge")]
+
+        await eventually(reported)
+        await client.add_node("node2")  # still handled promptly
+        await eventually(lambda: client.configmap("node2"), timeout=5)
+        await settled(op)
+        assert (await client.configmap("node1"))["data"] == good
+        assert len(await reported()) == 1
+        assert op.reconciler.oversized == {"node1": pytest.approx(1_230_000, rel=0.1)}
+        await client.patch(f"{NODESTATES}/node1/status", {"status": _huge_inventory(2)})
+        await eventually(lambda: "node1" not in op.reconciler.oversized)
+        await settled(op)
+        assert (await client.configmap("node1"))["data"] != good
+
+
+def test_multusctl_render_refuses_what_the_operator_would_not_write(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    settings, inv = tmp_path / "settings.yaml", tmp_path / "inv.json"
+    settings.write_text("mode: thin\n")
+    inv.write_text(json.dumps(_huge_inventory(8000)))
+    argv = ["render", "--settings", str(settings), "--node", "n1", "--inventory", str(inv)]
+    assert multusctl(argv) == 1
+    assert "over the API's ConfigMap limit of 1048576" in capsys.readouterr().err
