@@ -139,3 +139,46 @@ def test_requested_ipv6_in_another_spelling_is_found_in_the_result(lab: Lab) -> 
     six = lab.status("six", "mre-a")[1]
     assert sorted(six["ips-with-prefix"]) == ["10.205.4.7/24", "fd00:205:4::7/64"]
     assert lab.run("DEL", conf, pod, netns, container_id="mresix").rc == 0
+
+
+@pytest.mark.parametrize(
+    ("element", "field"),
+    [
+        ({"ips": ["10.205.5.9/24"]}, "ips"),
+        ({"mac": "0a:58:0a:cd:05:09"}, "mac"),
+        ({"interface": "pod0"}, "interface"),
+        ({"default-route": ["10.205.5.1"]}, "default-route"),
+        ({"portMappings": [{"hostPort": 8080, "containerPort": 80}]}, "portMappings"),
+    ],
+)
+def test_default_network_annotation_refuses_what_it_cannot_honour(
+    lab: Lab, element: dict[str, Any], field: str
+) -> None:
+    """`v1.multus-cni.io/default-network` selects the cluster network; a request it
+    would silently drop (the pod asked for an address it will not get) fails instead,
+    naming the annotation and the field, before anything runs."""
+    lab.nad("alt", ptp(lab, CLUSTER, capabilities={"ips": True, "mac": True}), "mre-a")
+    conf = lab.conf([ptp(lab, SIDECAR)])
+    annotation = json.dumps([{"name": "alt", "namespace": "mre-a", **element}])
+    pod = lab.pod("alt", "mre-a", {"v1.multus-cni.io/default-network": annotation})
+    netns = lab.node.add_pod(PREFIX)
+    failed = lab.run("ADD", conf, pod, netns, container_id="mrealt")
+    assert failed.rc != 0 and failed.doc["code"] == 7, failed.stdout
+    msg = failed.doc["msg"]
+    assert "v1.multus-cni.io/default-network" in msg and repr(field) in msg, msg
+    assert Node.pod_links(netns) == {"lo"}
+
+
+def test_default_network_annotation_passes_cni_args(lab: Lab) -> None:
+    """`cni-args` do reach the replacing cluster network (as Multus's LoadDelegateNetConf
+    does for any selection): seen here in the attachment record's network."""
+    lab.nad("alt", ptp(lab, CLUSTER), "mre-a")
+    conf = lab.conf([ptp(lab, SIDECAR)])
+    annotation = json.dumps([{"name": "alt", "namespace": "mre-a", "cni-args": {"tier": "gold"}}])
+    pod = lab.pod("alt", "mre-a", {"v1.multus-cni.io/default-network": annotation})
+    netns = lab.node.add_pod(PREFIX)
+    added = lab.run("ADD", conf, pod, netns, container_id="mrealt")
+    assert added.rc == 0, added.stdout + added.stderr
+    record = json.loads((lab.node.cni_dir / "attachments" / "mrealt:eth0.json").read_text())
+    assert record["delegates"][0]["network"]["args"] == {"cni": {"tier": "gold"}}
+    assert lab.run("DEL", conf, pod, netns, container_id="mrealt").rc == 0

@@ -43,6 +43,15 @@ CAPABILITIES = {
     "infinibandGUID": "infinibandGUID",
 }
 
+# runtimeConfig key -> the selection element's field that asks for it
+ANNOTATION_FIELDS = {
+    "ips": "ips",
+    "mac": "mac",
+    "portMappings": "portMappings",
+    "bandwidth": "bandwidth",
+    "infinibandGUID": "infiniband-guid",
+}
+
 
 class Settings:
     """The Kubernetes-mode keys of the multus conf (Multus v4 names and defaults)."""
@@ -266,11 +275,19 @@ class Resolver:
         planned: list[Planned] = []
         if override is not None:
             request = selection.parse_default_network(override, self.settings.multus_namespace)
-            network = self._nad(
-                request.namespace,
-                request.name,
-                f"annotation {selection.DEFAULT_NETWORK_ANNOTATION} of pod {self.ref}",
-            )
+            where = f"annotation {selection.DEFAULT_NETWORK_ANNOTATION} of pod {self.ref}"
+            # The cluster network keeps CNI_IFNAME, kubelet's runtimeConfig and its own
+            # routes: a request that would be dropped fails instead.
+            dropped = [ANNOTATION_FIELDS[key] for key in request.capability_args()]
+            dropped += ["interface"] * bool(request.interface)
+            dropped += ["default-route"] * bool(request.default_route)
+            if dropped:
+                raise InvalidConfig(
+                    f"{where}: {', '.join(map(repr, dropped))} cannot apply to the cluster "
+                    "network (only name, namespace and cni-args do)"
+                )
+            network = self._nad(request.namespace, request.name, where)
+            _add_cni_args(network, request.cni_args)
             planned.append(Planned(network, request.ref))
         elif isinstance(raw.get("clusterNetwork"), str) and raw["clusterNetwork"]:
             planned.append(self._conf_ref(raw["clusterNetwork"], "clusterNetwork"))
@@ -315,14 +332,20 @@ class Resolver:
                         "plugins would ignore it"
                     )
             network.runtime_config = wanted
-        if request.cni_args:
-            for plugin in network.plugins:
-                args = plugin.get("args")
-                args = dict(args) if isinstance(args, dict) else {}
-                cni = args.get("cni")
-                args["cni"] = {**(cni if isinstance(cni, dict) else {}), **request.cni_args}
-                plugin["args"] = args
+        _add_cni_args(network, request.cni_args)
         return Planned(network, request.ref, request)
+
+
+def _add_cni_args(network: DelegateNetwork, cni_args: dict[str, Any] | None) -> None:
+    """A selection's `cni-args` go to every plugin of the network as `args.cni`."""
+    if not cni_args:
+        return
+    for plugin in network.plugins:
+        args = plugin.get("args")
+        args = dict(args) if isinstance(args, dict) else {}
+        cni = args.get("cni")
+        args["cni"] = {**(cni if isinstance(cni, dict) else {}), **cni_args}
+        plugin["args"] = args
 
 
 class Reporter:
