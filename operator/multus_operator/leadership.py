@@ -53,11 +53,14 @@ class LeaderElector:
         self.leading = asyncio.Event()
 
     async def run(self, api: KubeApi) -> None:
+        # A renewal must end well before the Lease would expire (client-go's renew
+        # deadline): past it, a standby may hold the Lease while we still think we lead.
+        deadline = max(self.duration - self.renew_every, self.renew_every)
         while True:
             try:
-                won = await self.try_acquire(api)
-            except (ApiError, OSError) as exc:
-                logger.warning("lease %s: %s", self.name, exc)
+                won = await asyncio.wait_for(self.try_acquire(api), deadline)
+            except Exception as exc:  # any failure (timeout, dropped connection): not leading
+                logger.warning("lease %s: %s", self.name, str(exc) or type(exc).__name__)
                 won = False
             if won and not self.leading.is_set():
                 logger.info("lease %s acquired by %s", self.name, self.identity)

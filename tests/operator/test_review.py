@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 from pathlib import Path
 from typing import Any
 
+import kopf
 import pytest
 
 from multus_api.objects import NetworkStatus
 from multus_operator import conditions
+from multus_operator.kubeapi import KubeApi
+from multus_operator.leadership import LeaderElector
 from multus_operator.reconciling import Reconciler
 from multus_operator.validation import parse_settings, validate_object
 from multusctl.main import main as multusctl
@@ -192,3 +197,36 @@ def test_multusctl_render_refuses_what_the_operator_would_not_write(
     argv = ["render", "--settings", str(settings), "--node", "n1", "--inventory", str(inv)]
     assert multusctl(argv) == 1
     assert "over the API's ConfigMap limit of 1048576" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("fault", ["disconnect", "hang"])
+async def test_a_leader_cut_off_from_the_api_stops_leading(fault: str) -> None:
+    """A dropped connection killed the elector task with `leading` still set, and a hung
+    renewal kept it set for the client's 30 s timeout: either way a standby took the
+    expired Lease while this replica went on writing."""
+
+    done = asyncio.Event()
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read(1)
+        if fault == "hang":
+            await done.wait()
+        writer.close()
+
+    server = await asyncio.start_server(serve, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    api = KubeApi(kopf.ConnectionInfo(server=f"http://127.0.0.1:{port}"))
+    elector = LeaderElector(NAMESPACE, "replica-a", duration=1.0, renew_every=0.3)
+    elector.leading.set()  # it held the Lease until the API went away
+    task = asyncio.create_task(elector.run(api))
+    try:
+        await eventually(lambda: not elector.leading.is_set(), timeout=3)
+        assert not task.done()  # still trying, ready to lead again
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        await api.close()
+        done.set()
+        server.close()
+        await server.wait_closed()
