@@ -182,3 +182,17 @@ def test_default_network_annotation_passes_cni_args(lab: Lab) -> None:
     record = json.loads((lab.node.cni_dir / "attachments" / "mrealt:eth0.json").read_text())
     assert record["delegates"][0]["network"]["args"] == {"cni": {"tier": "gold"}}
     assert lab.run("DEL", conf, pod, netns, container_id="mrealt").rc == 0
+
+
+def test_default_route_with_two_gateways_of_one_family_is_refused() -> None:
+    """One default route per family moves: two IPv4 gateways would leave only the last
+    one routed while network-status listed both. Refused when parsed; one of each
+    family stays valid."""
+    from multus_cni.errors import InvalidConfig
+    from multus_cni.k8s import selection
+
+    text = json.dumps([{"name": "blue", "default-route": ["10.205.6.1", "10.205.6.2"]}])
+    with pytest.raises(InvalidConfig, match=r"networks\[0\]\.default-route: .*one gateway per"):
+        selection.parse_npwg(text, "mre-a")
+    both = json.dumps([{"name": "blue", "default-route": ["10.205.6.1", "fd00:205:6::1"]}])
+    assert selection.parse_npwg(both, "mre-a")[0].default_route == ["10.205.6.1", "fd00:205:6::1"]

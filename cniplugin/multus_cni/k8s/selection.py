@@ -253,6 +253,11 @@ def _element(item: Any, pod_namespace: str, where: str) -> NetworkSelection:
         selection.default_route = [
             check_ip(gw, f"{where}.default-route[{i}]", False) for i, gw in enumerate(route)
         ]
+        if len({":" in gw for gw in selection.default_route}) != len(selection.default_route):
+            raise InvalidConfig(
+                f"{where}.default-route: at most one gateway per address family, "
+                f"not {', '.join(selection.default_route)}"
+            )
     cni_args = item.get("cni-args")
     if cni_args is not None:
         if not isinstance(cni_args, dict):
