@@ -303,7 +303,15 @@ class Reconciler:
 
     async def run(self, api: KubeApi, leader: asyncio.Event | None = None) -> None:
         """Bootstrap, then reconcile on every wake-up; only while `leader` is set, if given."""
-        await self.bootstrap(api)
+        delay = 1.0
+        while True:
+            try:
+                await self.bootstrap(api)
+                break
+            except Exception as exc:  # API down or restarting as we start: never give up
+                logger.warning("bootstrap failed: %s; retrying in %.0f s", exc, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 30.0)
         while True:
             await self._wake.wait()
             if leader is not None and not leader.is_set():

@@ -230,3 +230,23 @@ async def test_a_leader_cut_off_from_the_api_stops_leading(fault: str) -> None:
         done.set()
         server.close()
         await server.wait_closed()
+
+
+async def test_bootstrap_survives_an_api_error_at_start(emulator: tuple[Emulator, Client]) -> None:
+    """One 500 during the start-up LISTs left the operator running with no reconciler."""
+    emu, client = emulator
+    await client.set_settings(SETTINGS_YAML)
+    await client.add_node("node1")
+    failed: list[int] = []
+
+    def first_settings_get(request: Any) -> bool:
+        if request.method.value != "GET" or not request.url.path.endswith("/multus-settings"):
+            return False
+        if not failed:
+            failed.append(id(request))
+        return id(request) in failed
+
+    emu[first_settings_get] << 500
+    async with running(client.url) as op:
+        await eventually(lambda: client.configmap("node1"))
+        assert failed and op.reconciler.bootstrapped.is_set()
