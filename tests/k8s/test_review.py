@@ -77,17 +77,18 @@ def test_api_pod_uid_mismatch_still_refused(lab: Lab) -> None:
     assert Node.pod_links(netns) == {"lo"}
 
 
-def test_cluster_and_default_networks_by_conf_name(lab: Lab) -> None:
+@pytest.mark.parametrize("cluster_name", ["mre-pods", "mre_Pods"])
+def test_cluster_and_default_networks_by_conf_name(lab: Lab, cluster_name: str) -> None:
     """Multus's selection flow for clusterNetwork/defaultNetworks: a NAD of that name in
     multusNamespace, else the conf file in confDir whose `name` it is (docs/configuration.md:
     "defaultNetworks": ["sidecarCRD", "flannel"])."""
     node = lab.node
     node.write_conf(
         "10-cluster.conflist",
-        {"cniVersion": "1.0.0", "name": "mre-pods", "plugins": [ptp(lab, CLUSTER)]},
+        {"cniVersion": "1.0.0", "name": cluster_name, "plugins": [ptp(lab, CLUSTER)]},
     )
     node.write_conf("20-sidecar.conf", {**ptp(lab, SIDECAR), "name": "mre-sidecar"})
-    conf = lab.conf(clusterNetwork="mre-pods", defaultNetworks=["mre-sidecar"])
+    conf = lab.conf(clusterNetwork=cluster_name, defaultNetworks=["mre-sidecar"])
     pod = lab.pod("app", "mre-a")
     netns = node.add_pod(PREFIX)
     added = lab.run("ADD", conf, pod, netns, container_id="mrename")
@@ -95,7 +96,7 @@ def test_cluster_and_default_networks_by_conf_name(lab: Lab) -> None:
     assert set(Node.pod_addresses(netns)) - {"lo"} == {"eth0", "net1"}
     status = lab.status("app", "mre-a")
     assert [(s["name"], s["interface"]) for s in status] == [
-        ("mre-pods", "eth0"),
+        (cluster_name, "eth0"),
         ("mre-sidecar", "net1"),
     ]
     assert lab.run("DEL", conf, pod, netns, container_id="mrename").rc == 0
@@ -196,3 +197,27 @@ def test_default_route_with_two_gateways_of_one_family_is_refused() -> None:
         selection.parse_npwg(text, "mre-a")
     both = json.dumps([{"name": "blue", "default-route": ["10.205.6.1", "fd00:205:6::1"]}])
     assert selection.parse_npwg(both, "mre-a")[0].default_route == ["10.205.6.1", "fd00:205:6::1"]
+
+
+def test_unreachable_default_route_gateway_rolls_back(lab: Lab) -> None:
+    """A default-route gateway off the interface's subnet cannot be routed: the ADD
+    fails naming it, and every delegate (leases, veths) is undone."""
+    node = lab.node
+    blue = node.add_bridge("mreblue")
+    lab.nad(
+        "blue",
+        {"cniVersion": "1.0.0", "type": "bridge", "bridge": blue, "ipam": node.host_local(SIDECAR)},
+        "mre-a",
+    )
+    conf = lab.conf([ptp(lab, CLUSTER)])
+    selection = [{"name": "blue", "default-route": ["10.205.77.1"]}]
+    pod = lab.pod("lost", "mre-a", {NPWG: json.dumps(selection)})
+    netns = node.add_pod(PREFIX)
+    failed = lab.run("ADD", conf, pod, netns, container_id="mrelost")
+    assert failed.rc != 0, failed.stdout
+    assert "10.205.77.1" in failed.doc["msg"], failed.doc
+    assert Node.pod_links(netns) == {"lo"}
+    assert node.problems(settle=5) == []
+    assert "k8s.v1.cni.cncf.io/network-status" not in lab.api.get("v1/pods", "mre-a", "lost")[
+        "metadata"
+    ].get("annotations", {})

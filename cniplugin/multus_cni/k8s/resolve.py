@@ -251,9 +251,15 @@ class Resolver:
         namespace = namespace or self.settings.multus_namespace
         where = f"{key} {value!r}"
         selection.check_namespace(namespace, where)
-        selection.check_object_name(name, where)
         ref = f"{namespace}/{name}"
-        obj = self.client.get(objects.nad_path(namespace, name))
+        try:
+            selection.check_object_name(name, where)
+        except InvalidConfig:
+            if not bare:
+                raise
+            obj = None  # no NAD can have this name; a CNI network name (`a_B`) can
+        else:
+            obj = self.client.get(objects.nad_path(namespace, name))
         if obj is not None:
             nad = objects.nad_delegate(obj, ref, self.conf.cni_version, self.conf.conf_dir)
             return Planned(nad, ref)
