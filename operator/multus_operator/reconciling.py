@@ -72,7 +72,19 @@ class NetworkRecord:
 class ObservedConfigMap:
     data: dict[str, str]
     labels: dict[str, str]
-    owned: bool
+    annotations: dict[str, str]
+    owner_uids: frozenset[str]
+
+    @classmethod
+    def of(cls, body: dict[str, Any]) -> ObservedConfigMap:
+        meta = body.get("metadata") or {}
+        owners = meta.get("ownerReferences") or []
+        return cls(
+            dict(body.get("data") or {}),
+            dict(meta.get("labels") or {}),
+            dict(meta.get("annotations") or {}),
+            frozenset(str(r.get("uid")) for r in owners if isinstance(r, dict)),
+        )
 
 
 def _fingerprint(body: dict[str, Any]) -> str:
@@ -170,18 +182,23 @@ class Reconciler:
                 self._kick()
             return
         labels = meta.get("labels") or {}
-        if labels.get(rendering.COMPONENT_LABEL) != rendering.COMPONENT:
-            return
         node = (meta.get("annotations") or {}).get(rendering.NODE_LABEL)
-        if not node:
-            return
+        if labels.get(rendering.COMPONENT_LABEL) != rendering.COMPONENT or not node:
+            # A hand edit may have dropped our label or annotation: the name still says.
+            node = self._node_named_by(str(meta.get("name") or ""))
+            if node is None:
+                return
         if event == "DELETED":
             self.configmaps.pop(node, None)
         else:
-            self.configmaps[node] = ObservedConfigMap(
-                dict(body.get("data") or {}), dict(labels), bool(meta.get("ownerReferences"))
-            )
+            self.configmaps[node] = ObservedConfigMap.of(body)
         self._mark_node(node)
+
+    def _node_named_by(self, configmap: str) -> str | None:
+        """The known node whose ConfigMap has this name (names may be hash-shortened)."""
+        if not configmap.startswith(rendering.CONFIGMAP_PREFIX):
+            return None
+        return next((n for n in self.nodes if rendering.configmap_name(n) == configmap), None)
 
     def on_network(self, event: str | None, body: dict[str, Any]) -> None:
         kind = str(body.get("kind") or "")
@@ -460,34 +477,37 @@ class Reconciler:
         self.oversized.pop(name, None)
         body = rendering.configmap_body(name, self.namespace, data, node.uid)
         labels = body["metadata"]["labels"]
+        annotations = body["metadata"]["annotations"]
         if observed is None:
             try:
                 await self.api.create(path_for("", "v1", "configmaps", self.namespace), body)
-                self.configmaps[name] = ObservedConfigMap(data, labels, bool(node.uid))
+                self.configmaps[name] = ObservedConfigMap.of(body)
                 return
             except ApiError as exc:
                 if exc.status != 409:
                     raise
                 # Created by an earlier run that died before seeing it: adopt and compare.
-                existing = await self.api.get(cm_path) or {}
-                meta = existing.get("metadata") or {}
-                observed = ObservedConfigMap(
-                    dict(existing.get("data") or {}),
-                    dict(meta.get("labels") or {}),
-                    bool(meta.get("ownerReferences")),
-                )
+                observed = ObservedConfigMap.of(await self.api.get(cm_path) or {})
         labels_ok = all(observed.labels.get(k) == v for k, v in labels.items())
-        owner_ok = observed.owned or not node.uid
-        if observed.data == data and labels_ok and owner_ok:
+        annotations_ok = all(observed.annotations.get(k) == v for k, v in annotations.items())
+        owner_ok = not node.uid or node.uid in observed.owner_uids
+        if observed.data == data and labels_ok and annotations_ok and owner_ok:
             return
         patch_data: dict[str, str | None] = {k: None for k in observed.data if k not in data}
         patch_data.update(data)
-        patch: dict[str, Any] = {"data": patch_data, "metadata": {"labels": labels}}
-        patch["metadata"]["annotations"] = body["metadata"]["annotations"]
+        patch: dict[str, Any] = {
+            "data": patch_data,
+            "metadata": {"labels": labels, "annotations": annotations},
+        }
         if "ownerReferences" in body["metadata"]:
             patch["metadata"]["ownerReferences"] = body["metadata"]["ownerReferences"]
         await self.api.patch(cm_path, patch)
-        self.configmaps[name] = ObservedConfigMap(data, {**observed.labels, **labels}, True)
+        self.configmaps[name] = ObservedConfigMap(
+            data,
+            {**observed.labels, **labels},
+            {**observed.annotations, **annotations},
+            frozenset([node.uid]) if node.uid else observed.owner_uids,
+        )
 
     async def _oversized(self, node: NodeInfo, size: int) -> None:
         message = (

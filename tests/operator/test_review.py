@@ -250,3 +250,43 @@ async def test_bootstrap_survives_an_api_error_at_start(emulator: tuple[Emulator
     async with running(client.url) as op:
         await eventually(lambda: client.configmap("node1"))
         assert failed and op.reconciler.bootstrapped.is_set()
+
+
+@pytest.mark.parametrize(
+    "edit",
+    [
+        {"metadata": {"labels": {"app.kubernetes.io/component": None}}},
+        {"metadata": {"annotations": {"multus.cni.cncf.io/node": None}}},
+        {
+            "metadata": {
+                "ownerReferences": [
+                    {"apiVersion": "v1", "kind": "Node", "name": "node1", "uid": "stale"}
+                ]
+            }
+        },
+    ],
+    ids=["label", "annotation", "owner"],
+)
+async def test_hand_edited_metadata_is_restored(
+    emulator: tuple[Emulator, Client], edit: dict[str, Any]
+) -> None:
+    """Dropping our label or annotation hid the ConfigMap from the operator; a stale owner
+    (another uid) let the garbage collector delete it later."""
+    _emu, client = emulator
+    await client.set_settings(SETTINGS_YAML)
+    node = await client.add_node("node1")
+    async with running(client.url) as op:
+        written = await eventually(lambda: client.configmap("node1"))
+        await settled(op)
+        await client.patch(f"/api/v1/namespaces/{NAMESPACE}/configmaps/multus-node-node1", edit)
+
+        async def restored() -> bool:
+            meta = (await client.configmap("node1"))["metadata"]
+            return (
+                meta.get("labels") == written["metadata"]["labels"]
+                and meta.get("annotations") == written["metadata"]["annotations"]
+                and [r["uid"] for r in meta.get("ownerReferences") or []]
+                == [node["metadata"]["uid"]]
+            )
+
+        await eventually(restored, timeout=5)
