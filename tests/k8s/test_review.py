@@ -19,6 +19,7 @@ PREFIX = "mre"
 NPWG = "k8s.v1.cni.cncf.io/networks"
 CLUSTER = "10.205.1.0/24"
 SIDECAR = "10.205.3.0/24"
+ALT = "10.205.8.0/24"
 
 
 @pytest.fixture
@@ -221,3 +222,23 @@ def test_unreachable_default_route_gateway_rolls_back(lab: Lab) -> None:
     assert "k8s.v1.cni.cncf.io/network-status" not in lab.api.get("v1/pods", "mre-a", "lost")[
         "metadata"
     ].get("annotations", {})
+
+
+def test_default_network_annotation_replaces_only_the_cluster_network(lab: Lab) -> None:
+    """With inline `delegates`, the annotation replaces the cluster network (the master,
+    delegates[0]); the conf's other delegates stay, as Multus does (Delegates[0] = ...)."""
+    lab.nad("alt", ptp(lab, ALT), "mre-a")
+    conf = lab.conf([ptp(lab, CLUSTER), ptp(lab, SIDECAR)])
+    pod = lab.pod("alt", "mre-a", {"v1.multus-cni.io/default-network": "mre-a/alt"})
+    netns = lab.node.add_pod(PREFIX)
+    added = lab.run("ADD", conf, pod, netns, container_id="mrealt")
+    assert added.rc == 0, added.stdout + added.stderr
+    addresses = Node.pod_addresses(netns)
+    assert addresses["eth0"][0].startswith("10.205.8.") and "net1" in addresses, addresses
+    assert addresses["net1"][0].startswith("10.205.3."), addresses
+    status = lab.status("alt", "mre-a")
+    assert [(s["name"], s["interface"], s.get("default", False)) for s in status] == [
+        ("mre-a/alt", "eth0", True),
+        ("mid-k8s-1", "net1", False),
+    ]
+    assert lab.run("DEL", conf, pod, netns, container_id="mrealt").rc == 0

@@ -279,6 +279,11 @@ class Resolver:
         inline = raw.get("delegates") if not raw.get("clusterNetwork") else None
         n_inline = len(inline) if isinstance(inline, list) else 0
         planned: list[Planned] = []
+        cluster = raw.get("clusterNetwork")
+        if override is None and isinstance(cluster, str) and cluster:
+            planned.append(self._conf_ref(cluster, "clusterNetwork"))
+        else:
+            planned += [Planned(d, d.name) for d in self.conf.delegates[:n_inline]]
         if override is not None:
             request = selection.parse_default_network(override, self.settings.multus_namespace)
             where = f"annotation {selection.DEFAULT_NETWORK_ANNOTATION} of pod {self.ref}"
@@ -294,11 +299,11 @@ class Resolver:
                 )
             network = self._nad(request.namespace, request.name, where)
             _add_cni_args(network, request.cni_args)
-            planned.append(Planned(network, request.ref))
-        elif isinstance(raw.get("clusterNetwork"), str) and raw["clusterNetwork"]:
-            planned.append(self._conf_ref(raw["clusterNetwork"], "clusterNetwork"))
-        else:
-            planned += [Planned(d, d.name) for d in self.conf.delegates[:n_inline]]
+            network.master = True
+            # Only the cluster network (the conf's master, else delegates[0]) is replaced;
+            # the conf's other delegates stay, as with Multus.
+            at = next((i for i, p in enumerate(planned) if p.network.master), 0)
+            planned[at : at + 1] = [Planned(network, request.ref)]
         if not planned:
             raise InvalidConfig(
                 f"pod {self.ref}: no cluster network: the conf has no delegates or "
