@@ -245,6 +245,9 @@ def parse_settings(text: str, base: str = "") -> tuple[MultusSettings | None, li
         return None, [Problem(base, "invalid YAML: nested too deeply")]
     if not isinstance(raw, dict):
         return None, [Problem(base, "must be a YAML mapping")]
+    not_json = _not_json(raw, base)
+    if not_json:  # it would be rendered into every node's 00-multus.conf
+        return None, not_json
     try:
         settings = MultusSettings.model_validate(raw)
     except ValidationError as exc:
@@ -267,6 +270,28 @@ def parse_settings(text: str, base: str = "") -> tuple[MultusSettings | None, li
         found.append(Problem(join_path(base, "delegates"), "give clusterNetwork or delegates"))
     errors = [p for p in found if p.is_error]
     return (None if errors else settings), found
+
+
+def _not_json(doc: Any, base: str) -> list[Problem]:
+    """YAML values JSON cannot carry (dates, NaN, non-string keys...), where the plugin
+    would refuse the rendered conf or rendering would fail."""
+    found: list[Problem] = []
+    stack: list[tuple[Any, str]] = [(doc, base)]
+    while stack:
+        value, path = stack.pop()
+        if isinstance(value, dict):
+            for key, item in value.items():
+                if not isinstance(key, str):
+                    found.append(Problem(path, f"key {key!r} is not a string"))
+                else:
+                    stack.append((item, join_path(path, key)))
+        elif isinstance(value, list):
+            stack.extend((item, join_path(path, i)) for i, item in enumerate(value))
+        elif isinstance(value, float) and not math.isfinite(value):
+            found.append(Problem(path, f"{value} is not a JSON number"))
+        elif value is not None and not isinstance(value, str | int | float | bool):
+            found.append(Problem(path, f"a YAML {type(value).__name__} is not a JSON value"))
+    return sorted(found, key=lambda p: p.path)
 
 
 def _check_masters(confs: list[Any], base: str) -> list[Problem]:

@@ -290,3 +290,22 @@ async def test_hand_edited_metadata_is_restored(
             )
 
         await eventually(restored, timeout=5)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("delegates: [{type: bridge, x: .nan}]", "s.delegates[0].x: nan is not a JSON number"),
+        ("delegates: [{type: bridge, x: 2020-01-01}]", "s.delegates[0].x: a YAML date is not"),
+        (
+            "nodeOverrides: [{settings: {delegates: [{type: bridge, on: 1}]}}]",
+            "s.nodeOverrides[0].settings.delegates[0]: key True is not a string",
+        ),
+    ],
+)
+def test_settings_json_cannot_carry_are_invalid(text: str, message: str) -> None:
+    """NaN went into every node's 00-multus.conf (the plugin refuses it); a date made every
+    node's rendering raise, on every retry, while the settings were said to be valid."""
+    settings, problems = parse_settings(text, "s")
+    assert settings is None
+    assert str(problems[0]).startswith(message)
