@@ -324,6 +324,7 @@ def _resolve_delegates(raw: dict[str, Any], conf: MultusConf) -> list[DelegateNe
     if inline is not None and cluster:
         raise InvalidConfig("delegates and clusterNetwork: give one of them, not both")
     delegates: list[DelegateNetwork] = []
+    cluster_per_pod = False
     if cluster:
         if not isinstance(cluster, str):
             raise InvalidConfig("clusterNetwork: must be a conf file or directory path")
@@ -331,6 +332,8 @@ def _resolve_delegates(raw: dict[str, Any], conf: MultusConf) -> list[DelegateNe
         # In Kubernetes mode a name that is no file names a NetworkAttachmentDefinition.
         if not conf.k8s or os.path.exists(path):
             delegates.append(load_conf_file(path, conf.cni_version))
+        else:
+            cluster_per_pod = True
     elif inline is not None:
         if not isinstance(inline, list):
             raise InvalidConfig("delegates: must be a list of plugin confs or conflists")
@@ -346,8 +349,10 @@ def _resolve_delegates(raw: dict[str, Any], conf: MultusConf) -> list[DelegateNe
         if conf.k8s and not os.path.exists(_in_conf_dir(path, conf)):
             continue  # a NetworkAttachmentDefinition, resolved per pod
         delegates.append(load_conf_file(_in_conf_dir(path, conf), conf.cni_version))
-    if not delegates and conf.k8s:
-        return delegates  # the pod's annotations name its networks
+    if (not delegates and conf.k8s) or cluster_per_pod:
+        # The pod's annotations name its networks, or the cluster network is read per
+        # pod: no defaultNetworks file may stand in for it as the master.
+        return delegates
     if not delegates:
         raise InvalidConfig("delegates: at least one delegate (or clusterNetwork) is required")
     masters = [d for d in delegates if d.master]

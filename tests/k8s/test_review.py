@@ -242,3 +242,17 @@ def test_default_network_annotation_replaces_only_the_cluster_network(lab: Lab) 
         ("mid-k8s-1", "net1", False),
     ]
     assert lab.run("DEL", conf, pod, netns, container_id="mrealt").rc == 0
+
+
+def test_no_pod_in_cni_args_with_the_cluster_network_in_a_nad(lab: Lab) -> None:
+    """Without K8S_POD_* in CNI_ARGS the API cannot be asked: when clusterNetwork names a
+    NAD, the ADD fails naming it, rather than attaching a defaultNetworks file as eth0
+    in the cluster network's place."""
+    lab.nad("cluster-net", ptp(lab, CLUSTER), "kube-system")
+    lab.node.write_conf("20-sidecar.conf", {**ptp(lab, SIDECAR), "name": "mre-sidecar"})
+    conf = lab.conf(clusterNetwork="cluster-net", defaultNetworks=["20-sidecar.conf"])
+    netns = lab.node.add_pod(PREFIX)
+    failed = lab.run("ADD", conf, None, netns, container_id="mrenopod", cni_args="")
+    assert failed.rc != 0, failed.stdout
+    assert failed.doc["code"] == 7 and "cluster-net" in failed.doc["msg"], failed.doc
+    assert Node.pod_links(netns) == {"lo"}

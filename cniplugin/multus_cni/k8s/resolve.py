@@ -465,6 +465,12 @@ def add(env: CniEnv, conf: MultusConf) -> dict[str, Any]:
                 "delegates: none in the conf, and CNI_ARGS names no pod (K8S_POD_NAMESPACE, "
                 "K8S_POD_NAME) whose networks could be read"
             )
+        if not any(d.master for d in conf.delegates):
+            raise InvalidConfig(
+                f"clusterNetwork: {conf.raw.get('clusterNetwork')!r} is no conf file, so a "
+                "NetworkAttachmentDefinition, and CNI_ARGS names no pod (K8S_POD_NAMESPACE, "
+                "K8S_POD_NAME) to read it for"
+            )
         return Engine(env, conf).add()
     settings = Settings(conf.raw)
     client = Client(load_api_config(conf.kubeconfig), timeout=settings.api_timeout)
