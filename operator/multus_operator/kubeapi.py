@@ -96,10 +96,14 @@ class KubeApi:
             raise
         return found
 
-    async def list(self, path: str, label_selector: str | None = None) -> list[dict[str, Any]]:
-        params = {"labelSelector": label_selector} if label_selector else None
+    async def list(
+        self, path: str, label_selector: str | None = None, field_selector: str | None = None
+    ) -> list[dict[str, Any]]:
+        params = {"labelSelector": label_selector} if label_selector else {}
+        if field_selector:
+            params["fieldSelector"] = field_selector
         try:
-            answer = await self._call("GET", path, params=params)
+            answer = await self._call("GET", path, params=params or None)
         except ApiError as exc:
             if exc.status == 404:  # the resource is not installed (yet)
                 return []

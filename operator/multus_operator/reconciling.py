@@ -294,7 +294,11 @@ class Reconciler:
         if settings is not None:
             self.on_configmap(None, settings)
         if not self.nad_has_status:
-            self._seed_from_events(await api.list(path_for("", "v1", "events")))
+            # Only ours: all of a big cluster's Events would not even fit the request timeout.
+            ours = f"source={COMPONENT},involvedObject.kind=NetworkAttachmentDefinition"
+            self._seed_from_events(
+                await api.list(path_for("", "v1", "events"), field_selector=ours)
+            )
         for body in [*nets, *nads]:
             self.on_network(None, body)
         self.resync()

@@ -309,3 +309,20 @@ def test_settings_json_cannot_carry_are_invalid(text: str, message: str) -> None
     settings, problems = parse_settings(text, "s")
     assert settings is None
     assert str(problems[0]).startswith(message)
+
+
+async def test_bootstrap_lists_only_our_events(emulator: tuple[Emulator, Client]) -> None:
+    """The cluster-wide LIST of every Event could outgrow the 30 s request timeout on a
+    big cluster, and bootstrap (retried) would then never finish."""
+    emu, client = emulator
+    seen: list[str] = []
+
+    def events_list(request: Any) -> bool:
+        if request.method.value == "GET" and request.url.path == "/api/v1/events":
+            seen.append(request.params.get("fieldSelector") or "")
+        return False
+
+    emu[events_list] << 500
+    async with running(client.url):
+        pass
+    assert seen and all("source=multus-operator" in s for s in seen), seen
