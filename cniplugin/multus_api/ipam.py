@@ -152,13 +152,44 @@ def _check_host_local(ipam: HostLocalIpam, base: str) -> list[Problem]:
             gateway=ipam.gateway,
         )
         found += _check_range(flat, base)
+    seen: list[tuple[str, int, int, int]] = []  # (path, family, first, last) of good ranges
     for i, rangeset in enumerate(ipam.ranges or []):
         if not rangeset:
             found.append(Problem(join_path(base, "ranges", i), "a range set cannot be empty"))
+        families = set()
         for j, one in enumerate(rangeset):
-            found += _check_range(one, join_path(base, "ranges", i, j))
+            path = join_path(base, "ranges", i, j)
+            problems = _check_range(one, path)
+            found += problems
+            bounds = None if problems else _bounds(one)
+            if bounds is None:
+                continue
+            families.add(bounds[0])
+            # host-local refuses overlapping ranges, within a set and across sets.
+            for other, family, first, last in seen:
+                if family == bounds[0] and first <= bounds[2] and bounds[1] <= last:
+                    found.append(Problem(path, f"overlaps {other}"))
+                    break
+            seen.append((path, *bounds))
+        if len(families) > 1:
+            found.append(
+                Problem(join_path(base, "ranges", i), "mixed address families in one range set")
+            )
     found += _check_routes(ipam.routes, base)
     return found
+
+
+def _bounds(one: HostLocalRange) -> tuple[int, int, int]:
+    """(family, first, last) of the addresses a checked range hands out, as host-local
+    computes them: from after the network address to before the IPv4 broadcast."""
+    subnet = ipaddress.ip_network(one.subnet, strict=False)
+    first = int(subnet.network_address) + 1
+    last = int(subnet.broadcast_address) - (1 if subnet.version == 4 else 0)
+    if one.rangeStart is not None:
+        first = int(ipaddress.ip_address(one.rangeStart))
+    if one.rangeEnd is not None:
+        last = int(ipaddress.ip_address(one.rangeEnd))
+    return subnet.version, first, last
 
 
 def _check_range(one: HostLocalRange, base: str) -> list[Problem]:
@@ -166,6 +197,8 @@ def _check_range(one: HostLocalRange, base: str) -> list[Problem]:
     if problem is not None:
         return [problem]
     assert subnet is not None
+    if subnet.prefixlen >= subnet.max_prefixlen - 1:  # host-local: "too small to allocate from"
+        return [Problem(join_path(base, "subnet"), f"{one.subnet} is too small to allocate from")]
     found: list[Problem] = []
     addresses: dict[str, IPAddress] = {}
     for field in ("rangeStart", "rangeEnd", "gateway"):

@@ -326,3 +326,50 @@ async def test_bootstrap_lists_only_our_events(emulator: tuple[Emulator, Client]
     async with running(client.url):
         pass
     assert seen and all("source=multus-operator" in s for s in seen), seen
+
+
+def _ranges(*sets: list[dict[str, str]]) -> dict[str, Any]:
+    return nad("ranges", {"type": "bridge", "ipam": {"type": "host-local", "ranges": list(sets)}})
+
+
+@pytest.mark.parametrize(
+    ("obj", "message"),
+    [
+        (
+            _ranges([{"subnet": "10.1.0.0/24"}, {"subnet": "fd00::/64"}]),
+            "spec.config.ipam.ranges[0]: mixed address families in one range set",
+        ),
+        (
+            _ranges([{"subnet": "10.1.0.0/24"}], [{"subnet": "10.1.0.0/16"}]),
+            "spec.config.ipam.ranges[1][0]: overlaps spec.config.ipam.ranges[0][0]",
+        ),
+        (
+            _ranges(
+                [
+                    {"subnet": "10.1.0.0/24", "rangeEnd": "10.1.0.100"},
+                    {"subnet": "10.1.0.0/24", "rangeStart": "10.1.0.100"},
+                ]
+            ),
+            "spec.config.ipam.ranges[0][1]: overlaps spec.config.ipam.ranges[0][0]",
+        ),
+        (
+            _ranges([{"subnet": "10.1.0.7/31"}]),
+            "spec.config.ipam.ranges[0][0].subnet: 10.1.0.7/31 is too small to allocate from",
+        ),
+    ],
+)
+def test_host_local_range_sets_it_refuses_are_invalid(obj: dict[str, Any], message: str) -> None:
+    """The module promised the mixed-family check; host-local refuses these at ADD."""
+    report = validate_object(obj)
+    assert [str(p) for p in report.errors] == [message]
+
+
+def test_host_local_disjoint_ranges_of_one_subnet_are_valid() -> None:
+    obj = _ranges(
+        [
+            {"subnet": "10.1.0.0/24", "rangeEnd": "10.1.0.99"},
+            {"subnet": "10.1.0.0/24", "rangeStart": "10.1.0.100"},
+        ],
+        [{"subnet": "fd00::/64"}],
+    )
+    assert validate_object(obj).valid
