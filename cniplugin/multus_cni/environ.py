@@ -45,7 +45,7 @@ def ifname_problem(name: str) -> str | None:
     if name in (".", ".."):
         return "may not be '.' or '..'"
     for char in name:
-        if char in "/:" or char.isspace():
+        if char in "/:\x00" or char.isspace():
             return f"may not contain {char!r}"
     return None
 

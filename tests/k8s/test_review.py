@@ -256,3 +256,19 @@ def test_no_pod_in_cni_args_with_the_cluster_network_in_a_nad(lab: Lab) -> None:
     assert failed.rc != 0, failed.stdout
     assert failed.doc["code"] == 7 and "cluster-net" in failed.doc["msg"], failed.doc
     assert Node.pod_links(netns) == {"lo"}
+
+
+def test_nul_in_an_interface_name_is_refused_up_front(lab: Lab) -> None:
+    """An interface name with a NUL cannot reach a delegate (execve refuses it): code 7
+    naming the element, before anything runs, not an internal error after the cluster
+    network was attached and rolled back."""
+    ifname = "a\u0000b"
+    lab.nad("yellow", ptp(lab, SIDECAR), "mre-a")
+    conf = lab.conf([ptp(lab, CLUSTER)])
+    pod = lab.pod("nul", "mre-a", {NPWG: json.dumps([{"name": "yellow", "interface": ifname}])})
+    netns = lab.node.add_pod(PREFIX)
+    lab.api.clear_log()
+    failed = lab.run("ADD", conf, pod, netns, container_id="mrenul")
+    assert failed.rc != 0 and failed.doc["code"] == 7, failed.stdout
+    assert "networks[0].interface" in failed.doc["msg"], failed.doc
+    assert all("network-attachment" not in p for _, p in lab.api.requests())
