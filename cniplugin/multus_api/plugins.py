@@ -38,9 +38,13 @@ COMMON_KEYS = frozenset(
 
 
 class PluginConf(BaseModel):
-    """Keys any plugin conf may carry (CNI spec) plus the seed's `masterplugin`."""
+    """Keys any plugin conf may carry (CNI spec) plus the seed's `masterplugin`.
 
-    model_config = ConfigDict(extra="allow")
+    Strict types: the plugins (Go's encoding/json) refuse "1500" for an int, 1 or
+    "true" for a bool and 1500.0 for an int, so we must not coerce them into Valid.
+    """
+
+    model_config = ConfigDict(extra="allow", strict=True)
     strict_keys: ClassVar[bool] = False
     warn_unknown: ClassVar[bool] = True
 
@@ -106,7 +110,7 @@ class HostDeviceConf(PluginConf):
 class SriovDpdk(BaseModel):
     """The seed's DPDK section: which drivers to bind the VF to."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
     kernel_driver: str | None = None
     dpdk_driver: str | None = None
     dpdk_tool: str | None = None

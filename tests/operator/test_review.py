@@ -373,3 +373,32 @@ def test_host_local_disjoint_ranges_of_one_subnet_are_valid() -> None:
         [{"subnet": "fd00::/64"}],
     )
     assert validate_object(obj).valid
+
+
+@pytest.mark.parametrize(
+    ("conf", "message"),
+    [
+        ({"type": "bridge", "mtu": "1500"}, "spec.config.mtu: input should be a valid integer"),
+        ({"type": "bridge", "mtu": 1500.0}, "spec.config.mtu: input should be a valid integer"),
+        (
+            {"type": "bridge", "isGateway": "true"},
+            "spec.config.isGateway: input should be a valid boolean",
+        ),
+        (
+            {"type": "bridge", "isGateway": 1},
+            "spec.config.isGateway: input should be a valid boolean",
+        ),
+        ({"type": "sriov", "vlan": "210"}, "spec.config.vlan: input should be a valid integer"),
+        (
+            {
+                "type": "x",
+                "ipam": {"type": "static", "routes": [{"dst": "0.0.0.0/0", "mtu": "9000"}]},
+            },
+            "spec.config.ipam.routes[0].mtu: input should be a valid integer",
+        ),
+    ],
+)
+def test_values_the_plugin_cannot_unmarshal_are_invalid(conf: dict[str, Any], message: str) -> None:
+    """Coerced by pydantic's lax mode into Valid; Go's encoding/json refuses them at ADD."""
+    report = validate_object(nad("typed", conf))
+    assert report.errors and str(report.errors[0]).startswith(message), report.summary()
