@@ -1,4 +1,5 @@
-"""Review findings in Kubernetes mode, each pinned by a test that failed before its fix.
+"""Review findings in Kubernetes mode, each pinned by a test that failed before its fix,
+plus a few guards that the fixes keep what must stay refused or rolled back.
 
 Resources here carry the prefix `mre` (netns, links) and addresses in 10.205.0.0/16."""
 
