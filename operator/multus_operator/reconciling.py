@@ -126,6 +126,7 @@ class Reconciler:
         self._sriov_views_stale = True
         # NADs without /status: the Valid state our last Event said, so a restart is quiet.
         self._nad_seed: dict[NetworkKey, list[dict[str, Any]]] = {}
+        self._announced: dict[NetworkKey, str] = {}  # the Valid status our last Event told
 
     # --- what the watch handlers report ------------------------------------------------
 
@@ -207,6 +208,7 @@ class Reconciler:
         before = self.networks.get(key)
         if event == "DELETED":
             self.networks.pop(key, None)
+            self._announced.pop(key, None)
             if before is not None and before.view is not None and before.view.is_sriov:
                 self._sriov_changed()
             return
@@ -579,8 +581,11 @@ class Reconciler:
         )
         if merged == record.conditions:
             return
-        if conditions.transitioned(record.conditions, merged, "Valid"):
-            valid = merged[0]
+        valid = merged[0]
+        if (
+            conditions.transitioned(record.conditions, merged, "Valid")
+            and self._announced.get(key) != valid["status"]  # not again on a retried write
+        ):
             good = valid["status"] == "True"
             await self._event(
                 record.involved,
@@ -588,6 +593,7 @@ class Reconciler:
                 "Valid" if good else "Invalid",
                 valid["message"],
             )
+            self._announced[key] = valid["status"]
         if self._has_status(record.kind):
             group, version, plural = NETWORKS if record.kind == "Network" else NADS
             path = path_for(group, version, plural, record.namespace, record.name, "status")

@@ -10,6 +10,8 @@ from typing import Any
 
 import kopf
 import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestServer
 
 from multus_api.objects import NetworkStatus
 from multus_operator import conditions
@@ -402,3 +404,31 @@ def test_values_the_plugin_cannot_unmarshal_are_invalid(conf: dict[str, Any], me
     """Coerced by pydantic's lax mode into Valid; Go's encoding/json refuses them at ADD."""
     report = validate_object(nad("typed", conf))
     assert report.errors and str(report.errors[0]).startswith(message), report.summary()
+
+
+async def test_a_retried_status_write_posts_one_event() -> None:
+    """The transition's Event went out before the status write; each retry of a refused
+    write posted it again. A bare HTTP API that refuses every status write (500)."""
+    posted: list[dict[str, Any]] = []
+
+    async def refuse(_: web.Request) -> web.Response:
+        return web.json_response({"kind": "Status", "code": 500}, status=500)
+
+    async def event(request: web.Request) -> web.Response:
+        posted.append(await request.json())
+        return web.json_response(posted[-1], status=201)
+
+    app = web.Application()
+    app.router.add_patch("/apis/kubernetes.com/v1/namespaces/default/networks/bad/status", refuse)
+    app.router.add_post("/api/v1/namespaces/default/events", event)
+    async with TestServer(app) as server:
+        api = KubeApi(kopf.ConnectionInfo(server=str(server.make_url("/"))))
+        rec = Reconciler(NAMESPACE)
+        rec.api = api
+        try:
+            rec.on_network(None, network("bad", "bridge", "[{"))
+            for _ in range(3):
+                assert await rec.reconcile_once() == 1  # refused, stays dirty
+        finally:
+            await api.close()
+    assert [e["reason"] for e in posted] == ["Invalid"]
