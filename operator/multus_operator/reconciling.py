@@ -104,7 +104,7 @@ class Reconciler:
         self.networks: dict[NetworkKey, NetworkRecord] = {}
         self.configmaps: dict[str, ObservedConfigMap] = {}
         self.settings: MultusSettings | None = None  # the last good settings
-        self.settings_text: str | None = None
+        self.settings_data: dict[str, Any] | None = None  # None: no settings ConfigMap
         self.settings_condition = conditions.Wanted(
             "SettingsValid", "Unknown", "NotRead", "settings not read yet"
         )
@@ -172,13 +172,9 @@ class Reconciler:
         if meta.get("namespace") != self.namespace:
             return
         if meta.get("name") == validation.SETTINGS_CONFIGMAP:
-            text = (
-                None
-                if event == "DELETED"
-                else (body.get("data") or {}).get(validation.SETTINGS_KEY, "")
-            )
-            if text != self.settings_text:
-                self.settings_text = text
+            data = None if event == "DELETED" else dict(body.get("data") or {})
+            if data != self.settings_data:
+                self.settings_data = data
                 self._settings_dirty = True
                 self._kick()
             return
@@ -406,7 +402,7 @@ class Reconciler:
         if not self._settings_dirty:
             return
         self._settings_dirty = False
-        if self.settings_text is None:
+        if self.settings_data is None:
             self.settings_condition = conditions.Wanted(
                 "SettingsValid",
                 "False",
@@ -415,7 +411,7 @@ class Reconciler:
                 " nothing is rendered until it exists",
             )
             return
-        parsed, problems = validation.parse_settings(self.settings_text, validation.SETTINGS_KEY)
+        parsed, problems = validation.settings_from_configmap(self.settings_data)
         if parsed is None:
             message = "; ".join(str(p) for p in problems if p.is_error)
             kept = "keeping the last good rendering" if self.settings else "nothing rendered"

@@ -225,12 +225,19 @@ def check_nodestate(obj: dict[str, Any]) -> list[Problem]:
 
 
 def check_settings_configmap(obj: dict[str, Any]) -> list[Problem]:
-    text = (obj.get("data") or {}).get(SETTINGS_KEY)
-    path = f"data[{SETTINGS_KEY!r}]"
-    if not isinstance(text, str):
-        return [Problem(path, "required key is missing")]
-    _, found = parse_settings(text, path)
+    _, found = settings_from_configmap(obj.get("data"), f"data[{SETTINGS_KEY!r}]")
     return found
+
+
+def settings_from_configmap(
+    data: Any, base: str = SETTINGS_KEY
+) -> tuple[MultusSettings | None, list[Problem]]:
+    """Settings from the `multus-settings` ConfigMap's data; a missing key is a problem
+    (a typo in it must not quietly render the defaults onto every node)."""
+    text = data.get(SETTINGS_KEY) if isinstance(data, dict) else None
+    if not isinstance(text, str):
+        return None, [Problem(f"data[{SETTINGS_KEY!r}]", "required key is missing")]
+    return parse_settings(text, base)
 
 
 def parse_settings(text: str, base: str = "") -> tuple[MultusSettings | None, list[Problem]]:

@@ -15,7 +15,8 @@ import yaml
 from pydantic import ValidationError
 
 from multus_api.inventory import SriovInventory
-from multus_api.problems import from_validation_error
+from multus_api.problems import Problem, from_validation_error
+from multus_api.settings import MultusSettings
 from multus_operator import rendering, validation
 from multusctl import demo, explaining, files
 
@@ -103,8 +104,7 @@ def cmd_render(args: argparse.Namespace) -> int:
     except files.FileError as exc:
         _err(str(exc))
         return 2
-    text = _settings_text(settings_docs[0].body if settings_docs else {})
-    settings, problems = validation.parse_settings(text, "settings")
+    settings, problems = _settings(settings_docs[0].body if settings_docs else {}, "settings")
     for problem in problems:
         _err(f"{args.settings}: {problem}")
     if settings is None:
@@ -146,10 +146,11 @@ def cmd_render(args: argparse.Namespace) -> int:
     return 0
 
 
-def _settings_text(body: Any) -> str:
+def _settings(body: Any, base: str) -> tuple[MultusSettings | None, list[Problem]]:
+    """From the `multus-settings` ConfigMap, as the operator reads it, or bare settings."""
     if isinstance(body, dict) and body.get("kind") == "ConfigMap":
-        return str((body.get("data") or {}).get(validation.SETTINGS_KEY, ""))
-    return yaml.safe_dump(body) if body else ""
+        return validation.settings_from_configmap(body.get("data"), base)
+    return validation.parse_settings(yaml.safe_dump(body) if body else "", base)
 
 
 def network_view(body: dict[str, Any]) -> rendering.NetworkView:
@@ -182,7 +183,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
         return 2
     settings = None
     if settings_docs:
-        settings, problems = validation.parse_settings(_settings_text(settings_docs[0].body))
+        settings, problems = _settings(settings_docs[0].body, "")
         if settings is None:
             for problem in problems:
                 _err(f"{args.settings}: {problem}")

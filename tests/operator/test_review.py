@@ -10,6 +10,7 @@ from typing import Any
 
 import kopf
 import pytest
+import yaml
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
@@ -432,3 +433,28 @@ async def test_a_retried_status_write_posts_one_event() -> None:
         finally:
             await api.close()
     assert [e["reason"] for e in posted] == ["Invalid"]
+
+
+async def test_settings_configmap_without_its_key_is_invalid(
+    emulator: tuple[Emulator, Client], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A typo in the key (settings.yml) rendered the defaults onto every node, said valid."""
+    _emu, client = emulator
+    await client.add_node("node1")
+    cm = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": "multus-settings", "namespace": NAMESPACE},
+        "data": {"settings.yml": "mode: thin\n"},
+    }
+    await client.create(f"/api/v1/namespaces/{NAMESPACE}/configmaps", cm)
+    async with running(client.url) as op:
+        await settled(op)
+        cond = op.reconciler.settings_condition
+        assert (cond.status, cond.reason) == ("False", "InvalidSettings")
+        assert cond.message.startswith("data['settings.yaml']: required key is missing")
+        assert await client.configmap("node1") is None
+    path = tmp_path / "settings.yaml"
+    path.write_text(yaml.safe_dump(cm))
+    assert multusctl(["render", "--settings", str(path), "--node", "node1"]) == 1
+    assert "data['settings.yaml']: required key is missing" in capsys.readouterr().err
