@@ -604,7 +604,8 @@ class Reconciler:
         assert self.api is not None
         namespace = involved.get("namespace") or self.namespace
         stamp = conditions.now_rfc3339()
-        name = f"{involved['name']}.{time.time_ns():x}"
+        # A name of up to 253 chars leaves no room for the suffix: the API would refuse.
+        name = f"{involved['name'][:236].rstrip('-.')}.{time.time_ns():x}"
         body = {
             "apiVersion": "v1",
             "kind": "Event",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -407,9 +408,9 @@ def test_values_the_plugin_cannot_unmarshal_are_invalid(conf: dict[str, Any], me
     assert report.errors and str(report.errors[0]).startswith(message), report.summary()
 
 
-async def test_a_retried_status_write_posts_one_event() -> None:
-    """The transition's Event went out before the status write; each retry of a refused
-    write posted it again. A bare HTTP API that refuses every status write (500)."""
+async def _posted_events(name: str, failing_writes: int) -> list[dict[str, Any]]:
+    """The Events a reconciler posts for a broken Network `name` while a bare HTTP API
+    refuses its status write `failing_writes` times (500)."""
     posted: list[dict[str, Any]] = []
 
     async def refuse(_: web.Request) -> web.Response:
@@ -420,19 +421,35 @@ async def test_a_retried_status_write_posts_one_event() -> None:
         return web.json_response(posted[-1], status=201)
 
     app = web.Application()
-    app.router.add_patch("/apis/kubernetes.com/v1/namespaces/default/networks/bad/status", refuse)
+    app.router.add_patch(
+        f"/apis/kubernetes.com/v1/namespaces/default/networks/{name}/status", refuse
+    )
     app.router.add_post("/api/v1/namespaces/default/events", event)
     async with TestServer(app) as server:
         api = KubeApi(kopf.ConnectionInfo(server=str(server.make_url("/"))))
         rec = Reconciler(NAMESPACE)
         rec.api = api
         try:
-            rec.on_network(None, network("bad", "bridge", "[{"))
-            for _ in range(3):
+            rec.on_network(None, network(name, "bridge", "[{"))
+            for _ in range(failing_writes):
                 assert await rec.reconcile_once() == 1  # refused, stays dirty
         finally:
             await api.close()
+    return posted
+
+
+async def test_a_retried_status_write_posts_one_event() -> None:
+    """The transition's Event went out before the status write; each retry of a refused
+    write posted it again."""
+    posted = await _posted_events("bad", 3)
     assert [e["reason"] for e in posted] == ["Invalid"]
+
+
+async def test_event_name_fits_for_a_253_char_object_name() -> None:
+    posted = await _posted_events("a" * 235 + "-" + "b" * 17, 1)
+    name = posted[0]["metadata"]["name"]
+    assert len(name) <= 253 and re.fullmatch(r"[a-z0-9]([-a-z0-9.]*[a-z0-9])?", name), name
+    assert ".-" not in name and "-." not in name
 
 
 async def test_settings_configmap_without_its_key_is_invalid(
