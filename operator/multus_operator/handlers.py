@@ -160,6 +160,7 @@ class Operator:
                 "passes": rec.passes,
                 "settings": {"status": cond.status, "reason": cond.reason, "message": cond.message},
                 "oversizedNodes": sorted(rec.oversized),
+                "retrying": rec.retrying,
             }
 
         @kopf.on.event("", "v1", "nodes", registry=registry, id="node")

@@ -35,6 +35,10 @@ def render(operator: Operator) -> str:
         ),
         "multus_operator_reconcile_passes_total": ("Reconcile passes done.", rec.passes),
         "multus_operator_last_pass_seconds": ("Duration of the last pass.", rec.last_pass_seconds),
+        "multus_operator_retries_pending": (
+            "Failed writes waiting for their own retry.",
+            rec.retrying,
+        ),
     }
     for name, (help_text, value) in gauges.items():
         kind = "counter" if name.endswith("_total") else "gauge"

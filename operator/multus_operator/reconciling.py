@@ -4,7 +4,8 @@ kopf's watch handlers only record what they see (`on_*` methods, synchronous and
 cheap) and mark what became dirty. One loop, woken by those marks and debounced,
 does all the writing: per-node ConfigMaps and network status conditions. Every
 write is preceded by a comparison with the last state seen, so a resync that
-changes nothing writes nothing.
+changes nothing writes nothing. A write that fails is retried on its own, after its own
+backoff: one object the API keeps refusing delays nothing else.
 
 The state is first filled by LIST calls (`bootstrap`), so that the first pass never
 acts on a half-listed cluster (e.g. deleting the ConfigMap of a node not yet seen).
@@ -13,13 +14,14 @@ acts on a half-listed cluster (e.g. deleting the ConfigMap of a node not yet see
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import hashlib
 import json
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from multus_api.inventory import SriovInventory
 from multus_api.settings import MultusSettings
@@ -35,6 +37,7 @@ NADS = ("k8s.cni.cncf.io", "v1", "network-attachment-definitions")
 NODESTATES = ("multus.cni.cncf.io", "v1", "nodestates")
 COMPONENT = "multus-operator"
 NetworkKey = tuple[str, str, str]  # (kind, namespace, name)
+K = TypeVar("K", str, NetworkKey)  # a node name or a network
 
 
 @dataclasses.dataclass
@@ -87,6 +90,60 @@ class ObservedConfigMap:
         )
 
 
+class Retries(Generic[K]):
+    """Per-item exponential backoff (RELIABILITY row 48: backoff, then consistent).
+
+    A failed item waits `first`, then twice as long after each further failure, up to
+    `cap`; a success forgets it. Only that item waits: the others are written at once.
+    """
+
+    def __init__(
+        self,
+        first: float = 1.0,
+        cap: float = 60.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.first = first
+        self.cap = cap
+        self.clock = clock
+        self._due: dict[K, float] = {}
+        self._delay: dict[K, float] = {}
+
+    def __len__(self) -> int:
+        return len(self._due)
+
+    def failed(self, key: K) -> float:
+        """Schedule the next try of `key`; return how long it waits."""
+        delay = min(self._delay[key] * 2, self.cap) if key in self._delay else self.first
+        self._delay[key] = delay
+        self._due[key] = self.clock() + delay
+        return delay
+
+    def succeeded(self, key: K) -> None:
+        self._due.pop(key, None)
+        self._delay.pop(key, None)
+
+    def hurry(self, key: K | None = None) -> None:
+        """Make `key` (or every item) due now; a further failure still waits longer."""
+        now = self.clock()
+        for k in self._due if key is None else [key] if key in self._due else []:
+            self._due[k] = now
+
+    def waiting(self, key: K) -> bool:
+        """Failed, and not yet due for its next try."""
+        return key in self._due and self._due[key] > self.clock()
+
+    def due(self) -> set[K]:
+        now = self.clock()
+        return {k for k, when in self._due.items() if when <= now}
+
+    def next_in(self) -> float | None:
+        """Seconds until the earliest try is due (0 if one is), None if nothing failed."""
+        if not self._due:
+            return None
+        return max(0.0, min(self._due.values()) - self.clock())
+
+
 def _fingerprint(body: dict[str, Any]) -> str:
     """What validation depends on: all but metadata and status."""
     relevant = validation.checked_content(body)
@@ -116,6 +173,8 @@ class Reconciler:
         self.idle = asyncio.Event()
         self._backoff = 0.0
         self._wake = asyncio.Event()
+        self._node_retries: Retries[str] = Retries()
+        self._network_retries: Retries[NetworkKey] = Retries()
         self._dirty_nodes: set[str] = set()
         self._all_nodes = False
         self._dirty_networks: set[NetworkKey] = set()
@@ -237,6 +296,7 @@ class Reconciler:
         if (was_sriov or now_sriov) and (before is None or before.view != view):
             self._sriov_changed()
         self._dirty_networks.add(key)
+        self._network_retries.hurry(key)  # changed: the failure may not hold any more
         self._kick()
 
     def _has_status(self, kind: str) -> bool:
@@ -249,6 +309,7 @@ class Reconciler:
 
     def _mark_node(self, name: str) -> None:
         self._dirty_nodes.add(name)
+        self._node_retries.hurry(name)  # its own inputs changed: worth trying again now
         self._kick()
 
     def _mark_all_networks(self) -> None:
@@ -260,11 +321,23 @@ class Reconciler:
         self._wake.set()
 
     def resync(self) -> None:
-        """Re-check everything against the state seen (what a periodic resync does)."""
+        """Re-check everything against the state seen, failed items too, now (at start and
+        when this replica becomes the leader again)."""
         self._all_nodes = True
         self._all_networks = True
         self._settings_dirty = True
+        self._node_retries.hurry()
+        self._network_retries.hurry()
         self._kick()
+
+    @property
+    def retrying(self) -> int:
+        """How many failed items wait for their next try."""
+        return len(self._node_retries) + len(self._network_retries)
+
+    def _next_retry_in(self) -> float | None:
+        times = (self._node_retries.next_in(), self._network_retries.next_in())
+        return min((t for t in times if t is not None), default=None)
 
     # --- the loop -------------------------------------------------------------------------
 
@@ -332,7 +405,9 @@ class Reconciler:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 30.0)
         while True:
-            await self._wake.wait()
+            retry_in = self._next_retry_in()
+            with contextlib.suppress(TimeoutError):  # a failed item is due: a pass for it
+                await asyncio.wait_for(self._wake.wait(), retry_in)
             if leader is not None and not leader.is_set():
                 await leader.wait()
                 self.resync()  # the state may have moved on while another replica led
@@ -341,42 +416,55 @@ class Reconciler:
             started = time.monotonic()
             try:
                 failed = await self.reconcile_once()
-            except Exception:  # settings Event or a bug: retry everything
+            except Exception:  # settings Event or a bug: the whole pass again, after a while
                 logger.exception("reconcile pass failed")
                 self._all_nodes = self._all_networks = self._settings_dirty = True
-                failed = 1
-            if failed:
-                # Only the failed items were re-marked; back off so a stuck object (e.g.
-                # refused by the API) costs little and a flapping API is not hammered.
                 self._backoff = min(self._backoff * 2, 60.0) if self._backoff else 1.0
-                logger.warning("%d items failed; retrying in %.0f s", failed, self._backoff)
                 await asyncio.sleep(self._backoff)
                 self._wake.set()
                 continue
             self._backoff = 0.0
             self.passes += 1
             self.last_pass_seconds = time.monotonic() - started
-            if not self._wake.is_set():
-                self.idle.set()
+            if failed:
+                logger.warning(
+                    "%d items failed; each retried after its own backoff (next in %.0f s)",
+                    failed,
+                    self._next_retry_in() or 0.0,
+                )
+            if not self._wake.is_set() and not self.retrying:
+                self.idle.set()  # converged: nothing marked, nothing waiting for a retry
 
     async def reconcile_once(self) -> int:
-        """One pass over what is dirty; failed items stay dirty. Returns how many failed."""
+        """One pass over what is dirty and the failed items now due; an item still waiting
+        for its retry is left to it (it then renders what is current). Returns how many
+        failed."""
         await self._apply_settings()
-        nodes = set(self._dirty_nodes)
+        nodes = set(self._dirty_nodes) | self._node_retries.due()
         if self._all_nodes:
             nodes |= set(self.nodes) | set(self.configmaps)
         self._dirty_nodes.clear()
         self._all_nodes = False
-        networks = set(self._dirty_networks)
+        networks = set(self._dirty_networks) | self._network_retries.due()
         if self._all_networks:
             networks |= set(self.networks)
         self._dirty_networks.clear()
         self._all_networks = False
-        failed_nodes = await self._bounded(self._sync_node, sorted(nodes))
-        failed_networks = await self._bounded(self._sync_network, sorted(networks))
-        self._dirty_nodes |= set(failed_nodes)
-        self._dirty_networks |= set(failed_networks)
-        return len(failed_nodes) + len(failed_networks)
+        failed = await self._sync_all(self._sync_node, nodes, self._node_retries)
+        return failed + await self._sync_all(self._sync_network, networks, self._network_retries)
+
+    async def _sync_all(
+        self, sync: Callable[[K], Awaitable[None]], keys: set[K], retries: Retries[K]
+    ) -> int:
+        """Sync the keys not waiting for a retry; schedule the retry of those that fail."""
+        todo = sorted(k for k in keys if not retries.waiting(k))
+        failures = set(await self._bounded(sync, todo))
+        for key in todo:
+            if key in failures:
+                retries.failed(key)
+            else:
+                retries.succeeded(key)
+        return len(failures)
 
     async def _bounded(self, sync: Callable[[Any], Awaitable[None]], keys: list[Any]) -> list[Any]:
         """Run `sync(key)` for every key, a few at a time; return the keys that failed."""

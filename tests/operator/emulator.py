@@ -3,7 +3,8 @@
 Added here (test code, not product code): `resourceVersion`, `uid`, `generation` and
 `creationTimestamp` stamping; the `/status` subresource (a status patch touches only
 status, a main-resource patch never touches status); PUT (replace); label selectors
-on LIST and WATCH; our CRDs declared for discovery next to the bundled built-ins.
+on LIST and WATCH; our CRDs declared for discovery next to the bundled built-ins;
+writes refused without being applied (`refuse`).
 
 kmock routes each request by scanning its whole request history, which makes a long
 run quadratic; only the requests still in flight are kept (writes are logged
@@ -16,7 +17,7 @@ import copy
 import datetime
 import itertools
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import aiohttp.web
@@ -60,6 +61,9 @@ class Emulator(kmock.KubernetesEmulator):
     _counter: itertools.count[int] = attrs.field(factory=lambda: itertools.count(1), init=False)
     _write_log: list[str] = attrs.field(factory=list, init=False)
     _inflight: set[int] = attrs.field(factory=set, init=False)
+    _refusals: list[tuple[Callable[[rendering.Request], bool], int]] = attrs.field(
+        factory=list, init=False
+    )
 
     def __attrs_post_init__(self) -> None:
         super().__attrs_post_init__()
@@ -75,7 +79,21 @@ class Emulator(kmock.KubernetesEmulator):
                 return "status" in self.resources[resource].subresources
         return False
 
+    def refuse(
+        self, matches: Callable[[rendering.Request], bool], status: int = 500
+    ) -> Callable[[], None]:
+        """Answer `status` to matching requests without applying them, until the returned
+        function is called. kmock's own reactions (`emu[f] << 500`) apply a write before
+        answering, like a timeout after commit; this is an API that really says no."""
+        refusal = (matches, status)
+        self._refusals.append(refusal)
+        return lambda: self._refusals.remove(refusal)
+
     async def _handle(self, request: rendering.Request) -> Any:
+        for matches, status in list(self._refusals):
+            if matches(request):
+                body = {"kind": "Status", "apiVersion": "v1", "status": "Failure", "code": status}
+                return aiohttp.web.json_response(body, status=status)
         self._inflight.add(id(request))
         self._requests[:] = [r for r in self._requests if id(r) in self._inflight]
         if request.method.value in ("POST", "PATCH", "PUT", "DELETE"):

@@ -79,3 +79,14 @@ async def test_label_selectors_on_list_and_watch(emulator: tuple[Emulator, Clien
         except TimeoutError:
             pass
     assert seen == ["y"]
+
+
+async def test_a_refused_write_is_not_applied(emulator: tuple[Emulator, Client]) -> None:
+    emu, client = emulator
+    lift = emu.refuse(lambda r: r.method.value == "POST" and '"a"' in r.text, 503)
+    async with client.session.post(client.url + NETS, json=_net("a")) as resp:
+        assert resp.status == 503
+    assert await client.get(f"{NETS}/a") is None and emu.writes() == []
+    lift()
+    await client.create(NETS, _net("a"))
+    assert await client.get(f"{NETS}/a") is not None

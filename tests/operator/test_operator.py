@@ -365,7 +365,7 @@ async def test_failed_write_is_retried_alone(emulator: tuple[Emulator, Client]) 
 
     emu[first_node_cm_post] << 500
     async with running(client.url) as op:
-        await settled(op, quiet=1.5)  # one backoff of 1 s
+        await settled(op)  # not idle while a retry is pending
         assert failed
         for name in ("node1", "node2", "node3"):
             cm = await client.configmap(name)

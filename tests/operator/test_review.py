@@ -432,7 +432,8 @@ async def _posted_events(name: str, failing_writes: int) -> list[dict[str, Any]]
         try:
             rec.on_network(None, network(name, "bridge", "[{"))
             for _ in range(failing_writes):
-                assert await rec.reconcile_once() == 1  # refused, stays dirty
+                rec.resync()  # retry now, not after the backoff
+                assert await rec.reconcile_once() == 1  # refused, to be retried
         finally:
             await api.close()
     return posted
