@@ -52,7 +52,7 @@ class Engine:
     def _delegate_env(self, container_id: str, args_raw: str) -> dict[str, str]:
         """The runtime's environment as each delegate sees it; GC passes a cached
         attachment's container id and CNI_ARGS, since its own call carries none."""
-        env = dict(os.environ)
+        env = dict(self.env.environ)
         if container_id:
             env["CNI_CONTAINERID"] = container_id
         if not any(pair.startswith("IgnoreUnknown=") for pair in args_raw.split(";")):

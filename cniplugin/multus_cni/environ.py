@@ -53,7 +53,16 @@ def ifname_problem(name: str) -> str | None:
 class CniEnv:
     """What the runtime told us through the environment."""
 
-    __slots__ = ("args", "args_raw", "command", "container_id", "ifname", "netns", "path")
+    __slots__ = (
+        "args",
+        "args_raw",
+        "command",
+        "container_id",
+        "environ",
+        "ifname",
+        "netns",
+        "path",
+    )
 
     def __init__(
         self,
@@ -64,6 +73,7 @@ class CniEnv:
         path: list[str],
         args_raw: str,
         args: dict[str, str],
+        environ: Mapping[str, str] | None = None,
     ) -> None:
         self.command = command
         self.container_id = container_id
@@ -72,6 +82,9 @@ class CniEnv:
         self.path = path
         self.args_raw = args_raw
         self.args = args
+        # The runtime's whole environment for this call: what delegates inherit. In thick
+        # mode it is the request's, never the serving daemon's own os.environ.
+        self.environ: dict[str, str] = dict(environ) if environ is not None else {}
 
 
 def parse_cni_args(raw: str) -> dict[str, str]:
@@ -127,7 +140,7 @@ def read_env(environ: Mapping[str, str] | None = None) -> CniEnv:
     args = parse_cni_args(args_raw)
     netns = env.get("CNI_NETNS", "")
     path = [p for p in env.get("CNI_PATH", "").split(":") if p]
-    return CniEnv(command, container_id, netns, ifname, path, args_raw, args)
+    return CniEnv(command, container_id, netns, ifname, path, args_raw, args, env)
 
 
 def check_netns(netns: str) -> None:
