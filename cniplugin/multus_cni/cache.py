@@ -14,6 +14,7 @@ state "adding" found later means an ADD died mid-way; DEL undoes all of its plan
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import os
 import time
@@ -61,9 +62,11 @@ class ContainerLock:
 
     def release_and_remove(self) -> None:
         """Remove the lock file while still holding it (only when nothing is left)."""
+        if self.fd < 0:
+            return
         try:
             os.unlink(self.path)
-        except FileNotFoundError:
+        except OSError:
             pass
 
     def __exit__(self, *exc: object) -> None:
@@ -85,6 +88,14 @@ def _well_formed(entry: Any) -> bool:
     )
 
 
+class NoLock(ContainerLock):
+    """Stands in when the lock file cannot be made (a read-only or broken cniDir): DEL
+    still undoes what the records it can read say, unserialized, rather than nothing."""
+
+    def __enter__(self) -> ContainerLock:
+        return self
+
+
 class AttachmentStore:
     def __init__(self, cni_dir: str) -> None:
         self.cni_dir = cni_dir
@@ -103,9 +114,22 @@ class AttachmentStore:
     def versions_path(self) -> str:
         return os.path.join(self.cni_dir, "plugin-versions.json")
 
-    def lock(self, container_id: str) -> ContainerLock:
-        self.prepare()
-        return ContainerLock(os.path.join(self.locks_dir, f"{container_id}.lock"))
+    def lock(self, container_id: str, required: bool = True) -> ContainerLock:
+        """The container's lock; when it cannot be made and not `required`, a stand-in
+        (logged) instead of an error."""
+        path = os.path.join(self.locks_dir, f"{container_id}.lock")
+        try:
+            self.prepare()
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        except (OSError, IoFailure) as exc:
+            if required:
+                if isinstance(exc, IoFailure):
+                    raise
+                raise IoFailure(f"cniDir: cannot create lock {path}: {exc.strerror}") from None
+            log.error(f"cannot lock {path} ({exc}); going on without the lock")
+            return NoLock(path)
+        os.close(fd)
+        return ContainerLock(path)
 
     def path(self, container_id: str, ifname: str) -> str:
         return os.path.join(self.records_dir, f"{container_id}:{ifname}.json")
@@ -118,12 +142,12 @@ class AttachmentStore:
         try:
             with open(path, "rb") as handle:
                 data = handle.read()
-        except FileNotFoundError:
-            return None
         except OSError as exc:
+            if exc.errno in (errno.ENOENT, errno.ENOTDIR):
+                return None  # no record (cniDir may even be a file: then none was written)
             raise CorruptRecord(f"{path}: {exc.strerror}") from None
         try:
-            record = cnijson.loads(data)
+            record = cnijson.loads(data, cnijson.RECORD_DEPTH)
         except ValueError:
             raise CorruptRecord(f"{path}: not valid JSON ({len(data)} bytes)") from None
         if (
@@ -157,41 +181,41 @@ class AttachmentStore:
             if name.startswith(stale) and name.endswith(".tmp"):
                 remove(os.path.join(self.records_dir, name))
 
-    def quarantine(self, container_id: str, ifname: str) -> str:
-        """Move an untrusted record aside (kept for a human to look at) and say where."""
-        ensure_dir(self.quarantine_dir)
+    def quarantine(self, container_id: str, ifname: str, reason: str = "") -> str:
+        """Move an untrusted record aside (kept for a human to look at) and say where;
+        "" when it could not be moved (it is gone, or cniDir is read-only)."""
         source = self.path(container_id, ifname)
-        target = os.path.join(
-            self.quarantine_dir, f"{container_id}:{ifname}.{int(time.time())}.json"
-        )
+        target = os.path.join(self.quarantine_dir, f"{container_id}:{ifname}.{time.time_ns()}.json")
         try:
+            ensure_dir(self.quarantine_dir)
             os.rename(source, target)
         except FileNotFoundError:
             return ""
-        log.error(f"attachment record {source} is corrupt; moved to {target}")
+        except OSError as exc:
+            log.error(f"attachment record {source} cannot be trusted ({reason}) or moved: {exc}")
+            return ""
+        log.error(f"attachment record {source} cannot be trusted ({reason}); moved to {target}")
         return target
 
     def has_records(self, container_id: str) -> bool:
-        prefix = f"{container_id}:"  # neither an id nor an ifname holds ":"
-        try:
-            return any(
-                n.startswith(prefix) and n.endswith(".json") for n in os.listdir(self.records_dir)
-            )
-        except FileNotFoundError:
-            return False
+        return any(True for _ in self.ifnames(container_id))
+
+    def ifnames(self, container_id: str) -> Iterator[str]:
+        """The interface names of the container's records (from the file names)."""
+        for cid, ifname in self.keys():
+            if cid == container_id:
+                yield ifname
 
     def keys(self) -> Iterator[tuple[str, str]]:
-        """(container id, ifname) of every record, read back from the records."""
+        """(container id, ifname) of every record file, from its name (a damaged record
+        is listed too: whoever reads it reports or quarantines it)."""
         try:
             names = sorted(os.listdir(self.records_dir))
-        except FileNotFoundError:
+        except OSError:
             return
         for name in names:
             if not name.endswith(".json") or name.startswith("."):
                 continue
-            try:
-                record = self._read(os.path.join(self.records_dir, name))
-            except CorruptRecord:
-                continue
-            if record is not None:
-                yield str(record.get("containerId", "")), str(record.get("ifName", ""))
+            cid, sep, ifname = name[: -len(".json")].partition(":")
+            if sep and cid and ifname:
+                yield cid, ifname

@@ -17,6 +17,16 @@ if TYPE_CHECKING:
 
 _WHITESPACE = " \t\n\r"
 _INF = float("inf")
+# No CNI conf or result nests anywhere near this; a deeper one (untrusted input) would
+# overflow the encoder's recursion when it is passed on to a delegate. Documents we
+# write ourselves around a conf (attachment records) allow a few levels more.
+MAX_DEPTH = 64
+RECORD_DEPTH = MAX_DEPTH + 16
+
+
+class TooDeep(ValueError):
+    """A JSON document nested deeper than the reader allows."""
+
 
 try:
     import _json
@@ -61,8 +71,27 @@ if _json is not None:
     )
 
 
-def loads(data: bytes | str) -> Any:
-    """Parse one JSON document (bytes are UTF-8); ValueError when it is not one."""
+def loads(data: bytes | str, max_depth: int = MAX_DEPTH) -> Any:
+    """Parse one JSON document (bytes are UTF-8) nested at most `max_depth` levels;
+    ValueError (TooDeep for the nesting) when it is not one."""
+    value = _loads(data)
+    _check_depth(value, max_depth)
+    return value
+
+
+def _check_depth(value: Any, max_depth: int) -> None:
+    if not isinstance(value, dict | list):
+        return
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        children = item.values() if isinstance(item, dict) else item
+        if depth > max_depth:
+            raise TooDeep(f"is nested more than {max_depth} levels deep")
+        stack.extend((c, depth + 1) for c in children if isinstance(c, dict | list))
+
+
+def _loads(data: bytes | str) -> Any:
     if _json is None:  # pragma: no cover
         import json
 
@@ -85,7 +114,7 @@ def loads(data: bytes | str) -> Any:
         raise ValueError("not a valid JSON document") from None
     except RecursionError:
         # Untrusted input (a delegate's output, a cache record) may nest arbitrarily deep.
-        raise ValueError("JSON value nested too deeply") from None
+        raise TooDeep("is nested too deeply to parse") from None
     if text[end:].strip(_WHITESPACE):
         raise ValueError(f"extra data after the JSON value at character {end}")
     return value

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from .errors import InvalidEnvironment, InvalidNetns
+from .errors import InvalidEnvironment
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -40,6 +40,10 @@ def ifname_problem(name: str) -> str | None:
     """Why `name` cannot be a Linux interface name, or None when it can."""
     if not name:
         return "is empty"
+    try:
+        name.encode()
+    except UnicodeEncodeError:  # os.environ keeps undecodable bytes as lone surrogates
+        return "is not valid UTF-8"
     if len(name.encode()) > MAX_IFNAME_BYTES:
         return f"is longer than {MAX_IFNAME_BYTES} bytes"
     if name in (".", ".."):
@@ -62,6 +66,8 @@ class CniEnv:
         "ifname",
         "netns",
         "path",
+        "refusal",
+        "unaddressable",
     )
 
     def __init__(
@@ -85,6 +91,12 @@ class CniEnv:
         # The runtime's whole environment for this call: what delegates inherit. In thick
         # mode it is the request's, never the serving daemon's own os.environ.
         self.environ: dict[str, str] = dict(environ) if environ is not None else {}
+        # DEL only: why ADD would refuse this environment (it then cannot have attached
+        # anything under it); other commands raise instead.
+        self.refusal = ""
+        # DEL only: the container id or ifname is one no ADD accepts, so no record can
+        # exist under it (and it must not be used in a path).
+        self.unaddressable = False
 
 
 def parse_cni_args(raw: str) -> dict[str, str]:
@@ -134,28 +146,18 @@ def read_env(environ: Mapping[str, str] | None = None) -> CniEnv:
         why = ifname_problem(ifname)
         if why:
             problems.append(f"CNI_IFNAME: {ifname!r} {why}")
-    if problems:
-        raise InvalidEnvironment("; ".join(problems))
+    unaddressable = bool(problems)
     args_raw = env.get("CNI_ARGS", "")
-    args = parse_cni_args(args_raw)
+    try:
+        args = parse_cni_args(args_raw)
+    except InvalidEnvironment as exc:
+        problems.append(exc.msg)
+        args = {}
+    if problems and command != "DEL":
+        raise InvalidEnvironment("; ".join(problems))
     netns = env.get("CNI_NETNS", "")
     path = [p for p in env.get("CNI_PATH", "").split(":") if p]
-    return CniEnv(command, container_id, netns, ifname, path, args_raw, args, env)
-
-
-def check_netns(netns: str) -> None:
-    """ADD and CHECK need a netns that exists and is not our own (the host's)."""
-    try:
-        target = os.stat(netns)
-    except OSError as exc:
-        raise InvalidNetns(
-            f"CNI_NETNS: {netns!r} cannot be opened: {exc.strerror}", details=str(exc)
-        ) from None
-    try:
-        own = os.stat("/proc/self/ns/net")
-    except OSError:
-        return
-    if (target.st_dev, target.st_ino) == (own.st_dev, own.st_ino):
-        raise InvalidNetns(
-            f"CNI_NETNS: {netns!r} is the plugin's own (host) network namespace, not a pod's"
-        )
+    cni_env = CniEnv(command, container_id, netns, ifname, path, args_raw, args, env)
+    cni_env.refusal = "; ".join(problems)
+    cni_env.unaddressable = unaddressable
+    return cni_env

@@ -8,6 +8,7 @@
     ├── IoFailure (5)
     ├── DecodeFailure (6)
     ├── InvalidConfig (7)
+    │   └── PluginMissing (7: no such plugin where the conf's delegates are looked for)
     ├── InvalidNetns (8)
     ├── TryAgainLater (11)
     ├── PluginUnavailable (50)
@@ -71,6 +72,10 @@ class InvalidConfig(CniError):
     code = 7
 
 
+class PluginMissing(InvalidConfig):
+    """A delegate's plugin is not installed (at ADD a conf error; at STATUS: not ready)."""
+
+
 class InvalidNetns(CniError):
     code = 8
 
@@ -84,4 +89,11 @@ class PluginUnavailable(CniError):
 
 
 class DelegateError(CniError):
-    """A delegate plugin failed; its own error code is kept (never flattened to 999)."""
+    """A delegate plugin failed; its own error code is kept (never flattened to 999).
+
+    `reason` is the delegate's own message, without our prefix naming it and the
+    command: DEL compares it with the ADD failure (see `records.harmless`)."""
+
+    def __init__(self, msg: str, details: str = "", *, code: int, reason: str) -> None:
+        super().__init__(msg, details, code=code)
+        self.reason = reason

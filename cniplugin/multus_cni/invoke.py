@@ -13,7 +13,7 @@ import select
 import time
 
 from . import cnijson
-from .errors import CniError, DelegateError, InvalidConfig, TryAgainLater
+from .errors import CniError, DelegateError, PluginMissing, TryAgainLater
 from .fsutil import write_atomic
 from .logs import log
 
@@ -54,7 +54,7 @@ def find_plugin(ptype: str, dirs: list[str], where: str) -> str:
                 continue
         return candidate
     detail = "; ".join(problems) if problems else "searched " + ":".join(dirs)
-    raise InvalidConfig(f"{where}type: plugin {ptype!r} not found ({detail})")
+    raise PluginMissing(f"{where}type: plugin {ptype!r} not found ({detail})")
 
 
 def _is_regular(mode: int) -> bool:
@@ -252,7 +252,9 @@ def delegate_failure(label: str, command: str, rc: int, out: bytes, err: bytes) 
         # Code 0 is no error code (libcni-based plugins print it when their IPAM
         # plugin failed silently): report it as internal, never as 0.
         code = doc["code"] if doc["code"] > 0 else 999
-        return DelegateError(f"delegate {label}: {command} failed: {msg}", details, code=code)
+        return DelegateError(
+            f"delegate {label}: {command} failed: {msg}", details, code=code, reason=msg
+        )
     if out.strip():
         shown = out[:512].decode("utf-8", "replace").strip()
         return CniError(

@@ -10,14 +10,20 @@ import os
 import sys
 
 from . import cnijson, versions
+from .cache import AttachmentStore
 from .environ import read_env
 from .errors import CniError
 from .logs import log
-from .netconf import MAX_CONF_BYTES, parse_conf
+from .netconf import MAX_CONF_BYTES, lenient_conf, parse_conf, resolve_delegates
+from .netns import check_netns
+from .plan import assign_ifnames
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
+
+    from .environ import CniEnv
+    from .netconf import MultusConf
 
 
 def run(stdin: bytes, environ: dict[str, str] | None = None) -> tuple[int, dict[str, Any] | None]:
@@ -31,31 +37,27 @@ def run(stdin: bytes, environ: dict[str, str] | None = None) -> tuple[int, dict[
                 "cniVersion": versions.LATEST,
                 "supportedVersions": list(versions.SUPPORTED_VERSIONS),
             }
-        conf = parse_conf(stdin)
+        # DEL must work from the record whatever the conf says now (see lenient_conf).
+        conf = lenient_conf(stdin) if env.command == "DEL" else parse_conf(stdin, resolve=False)
         out_version = conf.cni_version
         log.configure(
             conf.log_level, conf.log_file, f"{env.command} {env.container_id}/{env.ifname}: "
         )
-        if env.command == "ADD" and conf.k8s:
-            # Kubernetes mode: the pod's networks come from the API. Only ADD reads it;
-            # DEL/CHECK/GC work from the cache, API down or pod gone.
-            from .k8s.resolve import add
+        if env.command in ("GC", "STATUS"):
+            from .engine import Engine
 
-            return 0, add(env, conf)
-        from .engine import Engine
-
-        engine = Engine(env, conf)
-        if env.command == "ADD":
-            return 0, engine.add()
-        if env.command == "DEL":
-            engine.delete()
-        elif env.command == "CHECK":
-            engine.check()
-        elif env.command == "GC":
-            engine.gc()
-        else:
-            engine.status()
-        return 0, None
+            engine = Engine(env, conf)
+            if env.command == "GC":
+                engine.gc()
+            else:
+                engine.status()
+            return 0, None
+        if env.unaddressable:
+            # DEL only (other commands raised): ADD refuses this container id or ifname,
+            # so nothing can be attached under it, and it must not name a file.
+            log.error(f"DEL: {env.refusal}; ADD refuses this, so nothing is attached; done")
+            return 0, None
+        return 0, _serve_locked(env, conf)
     except CniError as exc:
         log.error(f"{exc.msg} (code {exc.code})")
         return 1, exc.to_dict(out_version)
@@ -64,6 +66,51 @@ def run(stdin: bytes, environ: dict[str, str] | None = None) -> tuple[int, dict[
 
         log.error("unexpected failure:\n" + traceback.format_exc())
         return 1, CniError(f"internal error: {type(exc).__name__}: {exc}").to_dict(out_version)
+
+
+def _serve_locked(env: CniEnv, conf: MultusConf) -> dict[str, Any] | None:
+    """ADD, DEL and CHECK under the container's lock, taken after the checks that need
+    no lock (so a refused call writes nothing) and before anything else: a DEL must wait
+    for an ADD that is still waiting for the readiness file, or it would find nothing
+    and the ADD attach after it. DEL goes on without the lock when it cannot be made (a
+    read-only cniDir); the lock file goes with the container's last record."""
+    from .engine import Engine
+
+    if env.command == "ADD":
+        delegates = resolve_delegates(conf)
+        if not conf.k8s:  # (Kubernetes mode names the pod's interfaces once it has read it)
+            assign_ifnames(delegates, env.ifname, conf.seed_style)
+        check_netns(env.netns)
+    elif env.command == "CHECK":
+        if not Engine.check_wanted(conf):
+            return None
+        check_netns(env.netns)
+    store = AttachmentStore(conf.cni_dir)
+    with store.lock(env.container_id, required=env.command == "ADD") as lock:
+        try:
+            return _serve(env, conf)
+        finally:
+            if not store.has_records(env.container_id):
+                lock.release_and_remove()
+
+
+def _serve(env: CniEnv, conf: MultusConf) -> dict[str, Any] | None:
+    from .engine import Engine
+
+    if env.command == "ADD":
+        if conf.k8s:
+            # Kubernetes mode: the pod's networks come from the API. Only ADD reads it;
+            # DEL/CHECK/GC work from the cache, API down or pod gone.
+            from .k8s.resolve import add
+
+            return add(env, conf)
+        return Engine(env, conf).add()
+    engine = Engine(env, conf)
+    if env.command == "DEL":
+        engine.delete()
+    else:
+        engine.check()
+    return None
 
 
 def main() -> None:

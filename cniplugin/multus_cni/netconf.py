@@ -10,7 +10,7 @@ import os
 
 from . import cnijson, versions
 from .environ import is_safe_name
-from .errors import DecodeFailure, IncompatibleVersion, InvalidConfig, IoFailure
+from .errors import CniError, DecodeFailure, IncompatibleVersion, InvalidConfig, IoFailure
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -97,6 +97,8 @@ class MultusConf:
         "raw",
         "readiness_file",
         "readiness_timeout",
+        "refusal",
+        "resolved",
         "seed_style",
     )
 
@@ -118,20 +120,25 @@ class MultusConf:
         # CNI_ARGS get their networks from the API (multus_cni.k8s).
         self.kubeconfig = ""
         self.k8s = False
+        # `delegates` read (files included): `resolve_delegates` does it once, when needed.
+        self.resolved = False
+        # Why ADD would refuse this conf; set only by `lenient_conf` (DEL).
+        self.refusal = ""
 
 
 def decode(data: bytes) -> dict[str, Any]:
-    """stdin bytes -> a JSON object, refusing oversized, deep or non-object input."""
+    """stdin bytes -> a JSON object, refusing oversized, deep or non-object input.
+
+    Callers read at most MAX_CONF_BYTES + 1 bytes, so a longer input is only known to be
+    longer, not how long."""
     if not data.strip():
         raise DecodeFailure("network configuration on stdin is empty")
     if len(data) > MAX_CONF_BYTES:
-        raise DecodeFailure(
-            f"network configuration on stdin is {len(data)} bytes, more than {MAX_CONF_BYTES}"
-        )
+        raise DecodeFailure(f"network configuration on stdin is larger than {MAX_CONF_BYTES} bytes")
     try:
         doc = cnijson.loads(data)
-    except RecursionError:
-        raise DecodeFailure("network configuration on stdin is nested too deeply") from None
+    except cnijson.TooDeep as exc:
+        raise DecodeFailure(f"network configuration on stdin {exc}") from None
     except (ValueError, UnicodeDecodeError) as exc:
         raise DecodeFailure(f"network configuration on stdin is not valid JSON: {exc}") from None
     if not isinstance(doc, dict):
@@ -287,9 +294,39 @@ def _prefer_list(names: list[str]) -> str:
     return names[0]
 
 
-def parse_conf(data: bytes) -> MultusConf:
-    """stdin -> MultusConf with its delegates resolved (files read, masters checked)."""
-    raw = decode(data)
+def parse_conf(data: bytes, resolve: bool = True) -> MultusConf:
+    """stdin -> MultusConf; with `resolve`, its delegates too (files read, masters
+    checked; `resolve_delegates` does it later otherwise)."""
+    conf = _top_level(decode(data))
+    if resolve:
+        resolve_delegates(conf)
+    return conf
+
+
+def lenient_conf(data: bytes) -> MultusConf:
+    """For DEL: the conf as far as DEL can use it, even one ADD would refuse (then
+    `refusal` says why). A record is found through `cniDir`, and DEL must work from it
+    whatever the conf says now; an unusable `cniDir` means the default one."""
+    try:
+        return parse_conf(data, resolve=False)
+    except CniError as exc:
+        try:
+            raw = decode(data)
+        except CniError:
+            raw = {}
+        conf = MultusConf(raw)
+        conf.refusal = exc.msg
+        for key, attr in (("cniDir", "cni_dir"), ("binDir", "bin_dir"), ("logFile", "log_file")):
+            value = raw.get(key)
+            if isinstance(value, str) and os.path.isabs(value) and "\x00" not in value:
+                setattr(conf, attr, value)
+        level = raw.get("logLevel")
+        if isinstance(level, str) and level.lower() in LOG_LEVELS:
+            conf.log_level = level.lower()
+        return conf
+
+
+def _top_level(raw: dict[str, Any]) -> MultusConf:
     conf = MultusConf(raw)
     conf.cni_version = check_version(raw.get("cniVersion", versions.DEFAULT_VERSION), "")
     conf.name = _string(raw, "name", "")
@@ -313,8 +350,15 @@ def parse_conf(data: bytes) -> MultusConf:
     conf.readiness_timeout = _seconds(raw, "readinessTimeout", DEFAULT_READINESS_TIMEOUT)
     conf.kubeconfig = _string(raw, "kubeconfig", "")
     conf.k8s = bool(conf.kubeconfig) or in_cluster_available()
-    conf.delegates = _resolve_delegates(raw, conf)
     return conf
+
+
+def resolve_delegates(conf: MultusConf) -> list[DelegateNetwork]:
+    """The conf's delegate networks (conf files read now); once per conf."""
+    if not conf.resolved:
+        conf.delegates = _resolve_delegates(conf.raw, conf)
+        conf.resolved = True
+    return conf.delegates
 
 
 def _resolve_delegates(raw: dict[str, Any], conf: MultusConf) -> list[DelegateNetwork]:

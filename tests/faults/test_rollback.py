@@ -231,15 +231,21 @@ def test_result_in_a_version_we_cannot_convert_fails_and_rolls_back(
 
 def test_rollback_that_fails_leaves_the_record_for_the_runtimes_del(world: FakeWorld) -> None:
     """ADD of d2 fails and so does the rollback DEL of d1: the original error is
-    returned, the "adding" record stays, and the runtime's DEL finishes the job."""
+    returned, the record stays (state "failed", d1 still held, d2 undone), and the
+    runtime's DEL finishes the job: d1 only."""
     d1, d2, _ = three(world)
     d2.steer(ADD={"error": {"code": 11, "msg": "busy"}})
     d1.steer(DEL={"error": {"code": 5, "msg": "disk full"}, "effect": False})
     conf = world.conf([d1.conf(), d2.conf()])
     doc = assert_error(world.run("ADD", conf), 11)
     assert "busy" in doc["msg"]
-    assert world.record()["state"] == "adding"
+    record = world.record()
+    assert record["state"] == "failed"
+    assert [d["calls"][0]["state"] for d in record["delegates"]] == ["succeeded", "deleted"]
+    assert "disk full" in record["lastDelError"] and record["delFailures"] == 1
     assert d1.marker_names() == [f"{world.container_id}-eth0"]
     d1.steer()
+    before = len(world.sequence())
     assert_ok(world.run("DEL", conf), prints=False)
+    assert world.sequence()[before:] == [("d1", "DEL")]
     world.assert_nothing_left()

@@ -65,8 +65,10 @@ def test_untrusted_records_are_corrupt_and_quarantined(
     Path(store.path("c1", "eth0")).write_bytes(content)
     with pytest.raises(CorruptRecord):
         store.load("c1", "eth0")
-    assert list(store.keys()) == []  # keys() skips what it cannot trust
-    target = store.quarantine("c1", "eth0")
+    # keys() lists it (from its file name): whoever reads it reports or quarantines it
+    assert list(store.keys()) == [("c1", "eth0")]
+    target = store.quarantine("c1", "eth0", "damaged")
+    assert list(store.keys()) == []
     assert Path(target).read_bytes() == content
     assert Path(target).parent == Path(store.quarantine_dir)
     assert store.load("c1", "eth0") is None

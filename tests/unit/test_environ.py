@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from multus_cni.environ import (
-    check_netns,
     ifname_problem,
     is_safe_name,
     parse_cni_args,
     read_env,
 )
-from multus_cni.errors import InvalidEnvironment, InvalidNetns
+from multus_cni.errors import InvalidEnvironment
 
 FULL = {
     "CNI_COMMAND": "ADD",
@@ -150,12 +147,3 @@ def test_cni_args_pair_not_key_value(pair: str) -> None:
     assert repr(pair) in info.value.msg and info.value.details
 
 
-def test_netns_checks(tmp_path: Path) -> None:
-    pod = tmp_path / "ns"
-    pod.touch()
-    check_netns(str(pod))  # exists, not ours: fine (the delegate opens it)
-    with pytest.raises(InvalidNetns, match="own \\(host\\)"):
-        check_netns("/proc/self/ns/net")
-    with pytest.raises(InvalidNetns, match="cannot be opened") as info:
-        check_netns(str(tmp_path / "gone"))
-    assert info.value.code == 8

@@ -196,7 +196,7 @@ def test_errors_name_the_field(conf: dict[str, Any], error: type[CniError], matc
         (b"[]", "not an array"),
         (b"null", "not null"),
         (b"[" * 100_000 + b"]" * 100_000, "nested too deeply"),
-        (b'{"a": "' + b"x" * (1 << 20) + b'"}', "more than 1048576"),
+        (b'{"a": "' + b"x" * (1 << 20) + b'"}', "larger than 1048576"),
     ],
 )
 def test_decode_refuses(data: bytes, match: str) -> None:
