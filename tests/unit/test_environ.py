@@ -145,5 +145,3 @@ def test_cni_args_pair_not_key_value(pair: str) -> None:
     with pytest.raises(InvalidEnvironment) as info:
         parse_cni_args(f"K8S_POD_NAME=x;{pair};")
     assert repr(pair) in info.value.msg and info.value.details
-
-
