@@ -202,11 +202,11 @@ class AttachmentStore:
 
     def ifnames(self, container_id: str) -> Iterator[str]:
         """The interface names of the container's records (from the file names)."""
-        for cid, ifname in self.keys():
+        for cid, ifname in self.record_keys():
             if cid == container_id:
                 yield ifname
 
-    def keys(self) -> Iterator[tuple[str, str]]:
+    def record_keys(self) -> Iterator[tuple[str, str]]:
         """(container id, ifname) of every record file, from its name (a damaged record
         is listed too: whoever reads it reports or quarantines it)."""
         try:

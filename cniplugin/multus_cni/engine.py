@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 import time
 
-from . import records, replay, results, upstream, versions
+from . import records, replay, results, versions
 from .attachment import Attachment, DelFailure, PluginCall
 from .cache import AttachmentStore, CorruptRecord
 from .errors import (
@@ -296,6 +296,8 @@ class Engine:
                 # Everything is undone; only the bookkeeping is stuck (a read-only cniDir).
                 log.error(f"DEL of {cid}/{ifname} done, but its record stays: {exc}")
             return
+        from . import upstream  # rare: a pod attached before a switch from upstream Multus
+
         found = upstream.load(self.conf.cni_dir, cid, ifname)
         if found is not None:
             upstream.delete(self, found)
@@ -376,7 +378,7 @@ class Engine:
         valid = self._valid_attachments()
         failures: list[str] = []
         kept: list[dict[str, Any]] = []
-        for cid, ifname in list(self.store.keys()):
+        for cid, ifname in list(self.store.record_keys()):
             with self.store.lock(cid, required=False) as lock:
                 try:
                     record = self.store.load(cid, ifname)

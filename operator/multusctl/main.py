@@ -18,7 +18,7 @@ from multus_api.inventory import SriovInventory
 from multus_api.problems import Problem, from_validation_error
 from multus_api.settings import MultusSettings
 from multus_operator import rendering, validation
-from multusctl import demo, explaining, files
+from multusctl import demo, explaining, files, records
 
 OUR_GROUPS = ("kubernetes.com/", "k8s.cni.cncf.io/", "multus.cni.cncf.io/")
 
@@ -211,7 +211,92 @@ def add_demo(sub: Any) -> None:
     p.set_defaults(func=lambda args: demo.run_demo())
 
 
-SUBCOMMANDS: list[Callable[[Any], None]] = [add_validate, add_render, add_explain, add_demo]
+# --- records / forget ---------------------------------------------------------------------
+
+DEFAULT_CNI_DIR = "/var/lib/cni/multus"
+
+
+def add_records(sub: Any) -> None:
+    p = sub.add_parser(
+        "records",
+        help="list attachment records kept by failing DELs (or all, with --all)",
+        description=records.__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--cni-dir", default=DEFAULT_CNI_DIR, help="the conf's cniDir")
+    p.add_argument("--all", action="store_true", help="every record, live ones too")
+    p.set_defaults(func=cmd_records)
+
+
+def cmd_records(args: argparse.Namespace) -> int:
+    found, problems = records.rows(args.cni_dir)
+    shown = [r for r in found if args.all or r.stuck]
+    for problem in problems:
+        _err(problem)
+    if not shown:
+        print("no records" if args.all else "no records kept by a failing DEL")
+        return 1 if problems else 0
+    print(f"{'CONTAINER':<24} {'IFNAME':<8} {'NETWORK':<16} {'STATE':<8} AGE  DEL-FAILURES")
+    for row in shown:
+        print(
+            f"{row.container_id[:24]:<24} {row.ifname:<8} {row.network[:16]:<16} "
+            f"{row.state:<8} {records.age(row.age_seconds):<4} {row.del_failures}"
+        )
+        for held in row.holds:
+            print(f"    holds: {held}")
+        if row.last_error:
+            print(f"    last DEL error: {row.last_error}")
+    return 1 if problems else 0
+
+
+def add_forget(sub: Any) -> None:
+    p = sub.add_parser(
+        "forget",
+        help="drop an attachment record that DEL keeps failing on (after a confirmation)",
+        description="Multus will no longer try to undo what the record lists: free it by "
+        "hand first (or be sure it holds nothing). The record is moved to quarantine/.",
+    )
+    p.add_argument("attachment", metavar="CONTAINER:IFNAME")
+    p.add_argument("--cni-dir", default=DEFAULT_CNI_DIR, help="the conf's cniDir")
+    p.add_argument("-y", "--yes", action="store_true", help="do not ask for confirmation")
+    p.set_defaults(func=cmd_forget)
+
+
+def cmd_forget(args: argparse.Namespace) -> int:
+    cid, _, ifname = str(args.attachment).partition(":")
+    if not cid or not ifname:
+        _err(f"{args.attachment!r}: give CONTAINER:IFNAME (see `multusctl records`)")
+        return 2
+    found = {(r.container_id, r.ifname): r for r in records.rows(args.cni_dir)[0]}
+    row = found.get((cid, ifname))
+    if row is None:
+        _err(f"no record {cid}:{ifname} in {args.cni_dir}")
+        return 1
+    print(f"{cid}:{ifname} (network {row.network}, state {row.state})")
+    for held in row.holds or ["nothing left to undo"]:
+        print(f"    holds: {held}")
+    if not args.yes:
+        answer = input("Forget it? Multus will not free what it holds. [y/N] ")
+        if answer.strip().lower() not in ("y", "yes"):
+            print("kept")
+            return 1
+    try:
+        moved = records.forget(args.cni_dir, cid, ifname)
+    except KeyError:
+        _err(f"{cid}:{ifname} is gone already (a DEL finished it)")
+        return 1
+    print(f"forgotten; the record is kept at {moved}")
+    return 0
+
+
+SUBCOMMANDS: list[Callable[[Any], None]] = [
+    add_validate,
+    add_render,
+    add_explain,
+    add_records,
+    add_forget,
+    add_demo,
+]
 
 
 def build_parser() -> argparse.ArgumentParser:

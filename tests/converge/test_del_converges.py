@@ -19,7 +19,7 @@ import pytest
 
 from multus_cni.cache import AttachmentStore
 from tests.fakes.harness import install_fake
-from tests.support.cni import CniCall, cache_records, leases
+from tests.support.cni import MULTUS, CniCall, cache_records, leases
 from tests.support.lab import NETNS_DIR, Node, bridge_delegate, ptp_delegate, unique
 
 CLUSTER = "10.203.0.0/24"
@@ -397,3 +397,55 @@ def test_del_of_a_plugin_that_is_gone_fails_naming_it_until_it_is_back(
     assert len(leases(node.data_dir)) == 1  # eth0's was freed the first time
     (tmp_path / "ptp.away").rename(bin_dir / "ptp")
     assert del_converges(node, conf, "c1", pod, cni_path=str(bin_dir)) == 1
+    assert del_converges(node, conf, "c2", pod2, cni_path=str(bin_dir)) == 1
+
+
+# ---- the escape hatch: multusctl records / forget ----
+
+MULTUSCTL = str(Path(MULTUS).with_name("multusctl"))
+
+
+def multusctl(*args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [MULTUSCTL, *args], input=stdin, capture_output=True, text=True, check=False
+    )
+
+
+def test_records_kept_by_a_failing_del_are_listed_and_can_be_forgotten(
+    node: Node, tmp_path: Path
+) -> None:
+    bin_dir = tmp_path / "bin"
+    shutil.copytree(node.cni_path, bin_dir)
+    conf = node.conf([cluster(node), ptp_delegate(node, SECOND)], cniVersion="1.0.0")
+    conf["binDir"] = str(bin_dir)
+    pod = node.add_pod("mic")
+    ok(node.run("ADD", conf, container_id="c1", netns=pod, cni_path=str(bin_dir)))
+    pod2 = node.add_pod("mic")
+    ok(node.run("ADD", conf, container_id="c2", netns=pod2, cni_path=str(bin_dir)))
+    cni_dir = str(node.cni_dir)
+    listing = multusctl("records", "--cni-dir", cni_dir)
+    assert (listing.returncode, listing.stdout.strip()) == (0, "no records kept by a failing DEL")
+    assert "c1" in multusctl("records", "--cni-dir", cni_dir, "--all").stdout
+
+    (bin_dir / "ptp").rename(tmp_path / "ptp.away")
+    failed(node.run("DEL", conf, container_id="c1", netns=pod, cni_path=str(bin_dir)))
+    listing = multusctl("records", "--cni-dir", cni_dir)
+    assert listing.returncode == 0, listing.stderr
+    assert "c1" in listing.stdout and "c2" not in listing.stdout
+    assert "net1 ptp (succeeded): it may hold 10.203.1." in listing.stdout
+    assert "last DEL error:" in listing.stdout and "'ptp'" in listing.stdout
+    assert "eth0 bridge" not in listing.stdout  # undone by that DEL already
+
+    kept = multusctl("forget", "c1:eth0", "--cni-dir", cni_dir, stdin="n\n")
+    assert kept.returncode == 1 and "kept" in kept.stdout
+    assert len(cache_records(node.cni_dir)) == 2
+    gone = multusctl("forget", "c1:eth0", "--cni-dir", cni_dir, stdin="y\n")
+    assert gone.returncode == 0, gone.stderr
+    assert "forgotten" in gone.stdout
+    assert [p.name for p in cache_records(node.cni_dir)] == ["c2:eth0.json"]
+    assert multusctl("forget", "c1:eth0", "--cni-dir", cni_dir, "--yes").returncode == 1
+    # Forgotten: DEL has no record now and succeeds; with the plugin back, its best-effort
+    # DEL from the conf frees the lease the record listed.
+    (tmp_path / "ptp.away").rename(bin_dir / "ptp")
+    assert del_converges(node, conf, "c1", pod, cni_path=str(bin_dir)) == 1
+    assert del_converges(node, conf, "c2", pod2, cni_path=str(bin_dir)) == 1

@@ -37,7 +37,7 @@ def test_save_load_round_trip_with_private_modes(store: AttachmentStore) -> None
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     for directory in (store.cni_dir, store.records_dir, store.locks_dir):
         assert stat.S_IMODE(os.stat(directory).st_mode) == 0o700
-    assert list(store.keys()) == [("c1", "eth0")]
+    assert list(store.record_keys()) == [("c1", "eth0")]
 
 
 @pytest.mark.parametrize(
@@ -65,10 +65,10 @@ def test_untrusted_records_are_corrupt_and_quarantined(
     Path(store.path("c1", "eth0")).write_bytes(content)
     with pytest.raises(CorruptRecord):
         store.load("c1", "eth0")
-    # keys() lists it (from its file name): whoever reads it reports or quarantines it
-    assert list(store.keys()) == [("c1", "eth0")]
+    # record_keys() lists it (from its file name): whoever reads it reports or quarantines it
+    assert list(store.record_keys()) == [("c1", "eth0")]
     target = store.quarantine("c1", "eth0", "damaged")
-    assert list(store.keys()) == []
+    assert list(store.record_keys()) == []
     assert Path(target).read_bytes() == content
     assert Path(target).parent == Path(store.quarantine_dir)
     assert store.load("c1", "eth0") is None
@@ -94,7 +94,7 @@ def test_has_records_and_delete(store: AttachmentStore) -> None:
     assert store.has_records("c1")
     store.delete("c1", "net1")
     assert not store.has_records("c1") and store.has_records("c2")
-    assert sorted(store.keys()) == [("c2", "eth0")]
+    assert sorted(store.record_keys()) == [("c2", "eth0")]
 
 
 def test_ids_and_ifnames_with_dashes_never_share_a_record(store: AttachmentStore) -> None:
