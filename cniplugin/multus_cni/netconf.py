@@ -222,8 +222,7 @@ def parse_delegate(
         if not isinstance(plugins, list) or not plugins:
             raise InvalidConfig(f"{where}plugins: must be a non-empty list of plugin confs")
         checked = [
-            _strip_per_call(_check_plugin(p, f"{where}plugins[{i}]."))
-            for i, p in enumerate(plugins)
+            strip_per_call(_check_plugin(p, f"{where}plugins[{i}].")) for i, p in enumerate(plugins)
         ]
         return DelegateNetwork(
             name,
@@ -234,7 +233,7 @@ def parse_delegate(
             master=master,
             requested_ifname=requested,
         )
-    plugin = _strip_per_call(_check_plugin(raw, where))
+    plugin = strip_per_call(_check_plugin(raw, where))
     return DelegateNetwork(
         name,
         version,
@@ -246,7 +245,8 @@ def parse_delegate(
     )
 
 
-def _strip_per_call(plugin: dict[str, Any]) -> dict[str, Any]:
+def strip_per_call(plugin: dict[str, Any]) -> dict[str, Any]:
+    """A plugin conf without the keys each call sets itself."""
     return {
         k: v
         for k, v in plugin.items()

@@ -15,7 +15,7 @@ from .attachment import Attachment, PluginCall
 from .cache import CorruptRecord
 from .errors import CniError
 from .invoke import Delegate, find_plugin
-from .netconf import DelegateNetwork, check_plugin_type
+from .netconf import DelegateNetwork, check_plugin_type, strip_per_call
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -28,12 +28,11 @@ def _version(value: Any, where: str) -> str:
     return value
 
 
-def cached_network(entry: dict[str, Any], where: str, default_version: str) -> DelegateNetwork:
-    """The delegate network a record entry holds (a conf or a conflist, as cached)."""
-    raw = entry["network"]
-    version = _version(raw.get("cniVersion", default_version), where)
-    name = raw.get("name")
-    plugins = raw.get("plugins") if "plugins" in raw else [raw]
+def safe_plugins(conf: dict[str, Any], where: str) -> list[dict[str, Any]]:
+    """The plugin confs of a cached conf or conflist, per-call keys removed, each of
+    whose `type` and `ipam.type` is a bare plugin name (never a path to execute);
+    CorruptRecord otherwise."""
+    plugins = conf.get("plugins") if "plugins" in conf else [conf]
     if not isinstance(plugins, list) or not plugins:
         raise CorruptRecord(f"{where}: no plugins")
     checked: list[dict[str, Any]] = []
@@ -47,8 +46,16 @@ def cached_network(entry: dict[str, Any], where: str, default_version: str) -> D
                 check_plugin_type(ipam["type"], f"{where}.plugins[{index}].ipam.")
         except CniError as exc:
             raise CorruptRecord(exc.msg) from None
-        per_call = ("name", "cniVersion", "prevResult", "runtimeConfig")
-        checked.append({k: v for k, v in plugin.items() if k not in per_call})
+        checked.append(strip_per_call(plugin))
+    return checked
+
+
+def cached_network(entry: dict[str, Any], where: str, default_version: str) -> DelegateNetwork:
+    """The delegate network a record entry holds (a conf or a conflist, as cached)."""
+    raw = entry["network"]
+    version = _version(raw.get("cniVersion", default_version), where)
+    name = raw.get("name")
+    checked = safe_plugins(raw, where)
     network = DelegateNetwork(
         str(name) if isinstance(name, str) else "",
         version,

@@ -21,11 +21,13 @@ import os
 
 from . import cnijson, records, versions
 from .attachment import Attachment
+from .cache import CorruptRecord
 from .errors import CniError
 from .fsutil import remove
 from .logs import log
-from .netconf import MAX_CONF_BYTES, DelegateNetwork, check_plugin_type
+from .netconf import MAX_CONF_BYTES, DelegateNetwork
 from .netns import netns_for_del
+from .replay import safe_plugins
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -72,25 +74,18 @@ def _network(item: Any, where: str, default_version: str) -> DelegateNetwork:
     conf = cnijson.loads(binascii.a2b_base64(item["Bytes"]))
     if not isinstance(conf, dict):
         raise ValueError(f"{where}: the conf in Bytes is not an object")
-    plugins = conf.get("plugins") if "plugins" in conf else [conf]
-    if not isinstance(plugins, list) or not all(isinstance(p, dict) for p in plugins):
-        raise ValueError(f"{where}: no plugin confs")
-    if not plugins:
-        raise ValueError(f"{where}: no plugin confs")
-    for index, plugin in enumerate(plugins):
-        check_plugin_type(plugin.get("type"), f"{where}.plugins[{index}].")
-        ipam = plugin.get("ipam")
-        if isinstance(ipam, dict) and "type" in ipam:
-            check_plugin_type(ipam["type"], f"{where}.plugins[{index}].ipam.")
+    try:
+        plugins = safe_plugins(conf, where)
+    except CorruptRecord as exc:
+        raise ValueError(str(exc)) from None
     version = conf.get("cniVersion")
     if not isinstance(version, str) or not versions.is_supported(version):
         version = default_version  # e.g. 0.2.0, which we cannot speak; DEL needs little
     name = conf.get("name")
-    per_call = ("name", "cniVersion", "prevResult", "runtimeConfig")
     return DelegateNetwork(
         name if isinstance(name, str) else "",
         version,
-        [{k: v for k, v in p.items() if k not in per_call} for p in plugins],
+        plugins,
         is_list="plugins" in conf,
         source=where,
     )

@@ -61,6 +61,15 @@ def unmounted_netns(node: Node) -> str:
     return path
 
 
+def private_plugins(node: Node, tmp_path: Path) -> tuple[Path, dict[str, Any]]:
+    """A copy of the plugins (so one can be removed) and a two-network conf using it."""
+    bin_dir = tmp_path / "bin"
+    shutil.copytree(node.cni_path, bin_dir)
+    conf = node.conf([cluster(node), ptp_delegate(node, SECOND)], cniVersion="1.0.0")
+    conf["binDir"] = str(bin_dir)
+    return bin_dir, conf
+
+
 # ---- 1. a delegate that rejects its own conf ----
 
 BAD_DELEGATES = {
@@ -383,10 +392,7 @@ def test_del_of_a_plugin_that_is_gone_fails_naming_it_until_it_is_back(
 ) -> None:
     """The other side of convergence: a succeeded delegate holds a lease, so DEL fails
     while its plugin is missing, naming it and what it holds, and succeeds once back."""
-    bin_dir = tmp_path / "bin"
-    shutil.copytree(node.cni_path, bin_dir)
-    conf = node.conf([cluster(node), ptp_delegate(node, SECOND)], cniVersion="1.0.0")
-    conf["binDir"] = str(bin_dir)
+    bin_dir, conf = private_plugins(node, tmp_path)
     pod = node.add_pod("mic")
     ok(node.run("ADD", conf, container_id="c1", netns=pod, cni_path=str(bin_dir)))
     (bin_dir / "ptp").rename(tmp_path / "ptp.away")
@@ -413,10 +419,7 @@ def multusctl(*args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
 def test_records_kept_by_a_failing_del_are_listed_and_can_be_forgotten(
     node: Node, tmp_path: Path
 ) -> None:
-    bin_dir = tmp_path / "bin"
-    shutil.copytree(node.cni_path, bin_dir)
-    conf = node.conf([cluster(node), ptp_delegate(node, SECOND)], cniVersion="1.0.0")
-    conf["binDir"] = str(bin_dir)
+    bin_dir, conf = private_plugins(node, tmp_path)
     pod = node.add_pod("mic")
     ok(node.run("ADD", conf, container_id="c1", netns=pod, cni_path=str(bin_dir)))
     pod2 = node.add_pod("mic")
