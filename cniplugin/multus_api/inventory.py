@@ -1,10 +1,13 @@
 """The SR-IOV inventory a node reports: its physical functions and their VFs.
 
 `multus-node` writes this document into its NodeState's status; the operator copies
-it, plus the networks that can use it, into the node's ConfigMap.
+it, plus the networks that can use it, into the node's ConfigMap. Hardware facts only
+(`multus_sriov.discovery` produces it): which VF a pod holds stays on the node.
 """
 
 from __future__ import annotations
+
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -18,7 +21,14 @@ class VirtualFunction(BaseModel):
         default=None, description="Kernel netdev, absent when bound to DPDK."
     )
     driver: str | None = Field(default=None, description="Bound driver, e.g. iavf or vfio-pci.")
-    allocated: bool = Field(default=False, description="In use by a pod on this node.")
+    mac: str | None = Field(default=None, description="The netdev's MAC (else the PF's view).")
+    mtu: int | None = Field(default=None, ge=0, description="The netdev's MTU.")
+    vlan: int | None = Field(default=None, ge=0, le=4095, description="VLAN set through the PF.")
+    spoofchk: bool | None = Field(default=None, description="MAC spoof checking.")
+    trust: bool | None = Field(default=None, description="Trusted VF.")
+    linkState: Literal["auto", "enable", "disable"] | None = Field(
+        default=None, description="VF link state set through the PF."
+    )
 
 
 class PhysicalFunction(BaseModel):
@@ -27,8 +37,12 @@ class PhysicalFunction(BaseModel):
     name: str = Field(description="PF netdev name, e.g. enp2s0 (the seed's if0).")
     pciAddress: str = Field(description="PCI address of the PF.")
     vendor: str | None = Field(default=None, description="PCI vendor id, e.g. 8086.")
-    device: str | None = Field(default=None, description="PCI device id.")
+    device: str | None = Field(default=None, description="PCI device id (the NIC model).")
     driver: str | None = Field(default=None)
+    mtu: int | None = Field(default=None, ge=0)
+    mac: str | None = Field(default=None)
+    linkSpeed: int | None = Field(default=None, ge=0, description="Mbit/s; absent when down.")
+    linkType: str | None = Field(default=None, description="ether or infiniband.")
     totalVfs: int = Field(default=0, ge=0, description="sriov_totalvfs.")
     numVfs: int = Field(default=0, ge=0, description="sriov_numvfs: VFs created.")
     vfs: list[VirtualFunction] = Field(default_factory=list)

@@ -1,0 +1,82 @@
+"""The `sriov` / `multus-sriov` executable: one CNI call in, one JSON document out."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from multus_cni import cnijson, versions
+from multus_cni.environ import read_env
+from multus_cni.errors import CniError, InvalidConfig
+from multus_cni.logs import log
+from multus_cni.netconf import MAX_CONF_BYTES, check_version, decode
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+
+def run(stdin: bytes, environ: dict[str, str] | None = None) -> tuple[int, dict[str, Any] | None]:
+    out_version = versions.LATEST
+    env_map = dict(os.environ if environ is None else environ)
+    try:
+        env = read_env(env_map)
+        if env.command == "VERSION":
+            return 0, {
+                "cniVersion": versions.LATEST,
+                "supportedVersions": list(versions.SUPPORTED_VERSIONS),
+            }
+        raw = decode(stdin)
+        out_version = check_version(raw.get("cniVersion", versions.DEFAULT_VERSION), "")
+        if raw.get("type") not in (None, "sriov", "multus-sriov"):
+            raise InvalidConfig(f"type: {raw.get('type')!r} is not sriov")
+        level = raw.get("logLevel")
+        path = raw.get("logFile")
+        log.configure(
+            level if isinstance(level, str) else "error",
+            path if isinstance(path, str) and os.path.isabs(path) else "",
+            f"sriov {env.command} {env.container_id}/{env.ifname}: ",
+        )
+        if env.command == "STATUS":
+            return 0, None
+        from .delegate import Sriov
+        from .settings import Settings
+
+        sriov = Sriov(env, raw, Settings(env_map))
+        try:
+            if env.command == "ADD":
+                return 0, sriov.add()
+            if env.command == "DEL":
+                sriov.delete()
+            elif env.command == "CHECK":
+                sriov.check()
+            elif env.command == "GC":
+                sriov.gc()
+            return 0, None
+        finally:
+            sriov.close()
+    except CniError as exc:
+        log.error(f"{exc.msg} (code {exc.code})")
+        return 1, exc.to_dict(out_version)
+    except Exception as exc:  # never a traceback on stdout
+        import traceback
+
+        log.error("unexpected failure:\n" + traceback.format_exc())
+        return 1, CniError(f"internal error: {type(exc).__name__}: {exc}").to_dict(out_version)
+
+
+def main() -> None:
+    try:
+        data = b"" if sys.stdin is None else sys.stdin.buffer.read(MAX_CONF_BYTES + 1)
+    except OSError:
+        data = b""
+    code, document = run(data)
+    if document is not None:
+        sys.stdout.write(cnijson.dumps(document) + "\n")
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,153 @@
+"""A simulated SR-IOV NIC: a fake sysfs tree whose VF netdevs are real veth ends.
+
+`FakeNic` writes `$root/sys/bus/pci/devices/<pci>/...` the way the kernel lays it out
+(class, vendor, device, driver link, sriov_totalvfs/numvfs, virtfnN and physfn links,
+net/<ifname>/{address,mtu,speed,type}) for PFs and VFs whose netdevs are veth ends made
+in the test's node netns. DPDK VFs get a vfio-pci driver link and no `net/`. VF settings
+land in the simulated NIC's JSON file (`MULTUS_SRIOV_SIM_STATE`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tests.support.lab import Node
+
+
+@dataclass
+class FakeVf:
+    index: int
+    pci: str
+    netdev: str | None  # None: bound to a DPDK driver
+    driver: str
+    peer: str | None = None
+
+
+@dataclass
+class FakePf:
+    name: str
+    pci: str
+    vendor: str
+    device: str
+    driver: str
+    total: int
+    vfs: list[FakeVf] = field(default_factory=list)
+
+
+class FakeNic:
+    def __init__(self, root: Path, node: Node) -> None:
+        self.root = root
+        self.node = node
+        self.devices = root / "sys" / "bus" / "pci" / "devices"
+        self.drivers = root / "sys" / "bus" / "pci" / "drivers"
+        self.devices.mkdir(parents=True, exist_ok=True)
+        self.sim_state = root / "sim-nic.json"
+        self.cache_dir = root / "sriov-cache"
+        self.devinfo_dir = root / "devinfo"
+        self.inventory = root / "net.d" / "multus.d" / "sriov-inventory.json"
+        self.pfs: list[FakePf] = []
+
+    # ---- building the tree ----
+
+    def _driver(self, dev: Path, driver: str) -> None:
+        target = self.drivers / driver
+        target.mkdir(parents=True, exist_ok=True)
+        link = dev / "driver"
+        if link.is_symlink():
+            link.unlink()
+        link.symlink_to(os.path.relpath(target, dev))
+
+    def _netdev(self, dev: Path, name: str, speed: int | None = None) -> None:
+        info = json.loads(self.node.ip("-j", "link", "show", name))[0]
+        net = dev / "net" / name
+        net.mkdir(parents=True, exist_ok=True)
+        (net / "address").write_text(info["address"] + "\n")
+        (net / "mtu").write_text(f"{info['mtu']}\n")
+        (net / "type").write_text("1\n")
+        if speed is not None:
+            (net / "speed").write_text(f"{speed}\n")
+
+    def add_pf(
+        self,
+        name: str,
+        pci: str,
+        *,
+        kernel_vfs: int = 2,
+        dpdk_vfs: int = 0,
+        total: int = 64,
+        vendor: str = "8086",
+        device: str = "1572",
+        driver: str = "i40e",
+        vf_device: str = "154c",
+        speed: int | None = 10000,
+        vf_bus: int = 2,
+    ) -> FakePf:
+        """A PF netdev (a veth end) and its VFs: kernel ones are veth ends named
+        `<name>v<i>` (their peers `<name>p<i>` stay on the node), DPDK ones have none.
+        VF PCI addresses are numbered backwards, so PCI order is not VF order."""
+        self.node.add_veth(name, f"{name[:11]}pf")
+        dev = self.devices / pci
+        dev.mkdir(parents=True)
+        (dev / "class").write_text("0x020000\n")
+        (dev / "vendor").write_text(f"0x{vendor}\n")
+        (dev / "device").write_text(f"0x{device}\n")
+        (dev / "sriov_totalvfs").write_text(f"{total}\n")
+        count = kernel_vfs + dpdk_vfs
+        (dev / "sriov_numvfs").write_text(f"{count}\n")
+        self._driver(dev, driver)
+        self._netdev(dev, name, speed)
+        pf = FakePf(name, pci, vendor, device, driver, total)
+        domain, bus, _ = pci.split(":")
+        for index in range(count):
+            slot = count - 1 - index
+            vf_pci = f"{domain}:{vf_bus:02x}:{slot // 8 + 2:02x}.{slot % 8}"
+            vf_dev = self.devices / vf_pci
+            vf_dev.mkdir(parents=True)
+            (vf_dev / "class").write_text("0x020000\n")
+            (vf_dev / "vendor").write_text(f"0x{vendor}\n")
+            (vf_dev / "device").write_text(f"0x{vf_device}\n")
+            (vf_dev / "physfn").symlink_to(f"../{pci}")
+            (dev / f"virtfn{index}").symlink_to(f"../{vf_pci}")
+            if index < kernel_vfs:
+                netdev = f"{name[:10]}v{index}"
+                peer = f"{name[:10]}p{index}"
+                self.node.add_veth(netdev, peer)
+                self._driver(vf_dev, "iavf")
+                self._netdev(vf_dev, netdev)
+                pf.vfs.append(FakeVf(index, vf_pci, netdev, "iavf", peer))
+            else:
+                self._driver(vf_dev, "vfio-pci")
+                pf.vfs.append(FakeVf(index, vf_pci, None, "vfio-pci"))
+        self.pfs.append(pf)
+        return pf
+
+    # ---- what the delegate and the tests read ----
+
+    def env(self) -> dict[str, str]:
+        return {
+            "MULTUS_SYSFS_ROOT": str(self.root),
+            "MULTUS_SRIOV_SIM_STATE": str(self.sim_state),
+            "MULTUS_SRIOV_CACHE_DIR": str(self.cache_dir),
+            "MULTUS_SRIOV_INVENTORY": str(self.inventory),
+            "MULTUS_SRIOV_DEVINFO_DIR": str(self.devinfo_dir),
+        }
+
+    def vf_state(self, pf: str, index: int) -> dict[str, Any]:
+        if not self.sim_state.exists():
+            return {}
+        state: dict[str, Any] = json.loads(self.sim_state.read_text()).get(pf, {})
+        entry: dict[str, Any] = state.get(str(index), {})
+        return entry
+
+    def records(self) -> list[Path]:
+        alloc = self.cache_dir / "allocations"
+        return sorted(alloc.iterdir()) if alloc.exists() else []
+
+    def host_link(self, name: str) -> dict[str, Any] | None:
+        out = self.node.ip("-j", "link", "show", name, check=False)
+        links = json.loads(out) if out.strip() else []
+        return links[0] if links else None
