@@ -151,3 +151,12 @@ class FakeNic:
         out = self.node.ip("-j", "link", "show", name, check=False)
         links = json.loads(out) if out.strip() else []
         return links[0] if links else None
+
+    def wait_gone(self, *names: str, timeout: float = 10.0) -> None:
+        """A deleted netns takes its veth ends (and their peers) down asynchronously."""
+        import time
+
+        deadline = time.monotonic() + timeout
+        while any(self.host_link(n) is not None for n in names):
+            assert time.monotonic() < deadline, f"{names} still on the node"
+            time.sleep(0.05)
