@@ -2,9 +2,9 @@
 
 A network namespace plays the node (so nothing touches the real host's links), another
 plays the pod. The seed's 3-delegate `multus-cni.conf` runs through the real `multus`
-executable with Debian's reference plugins standing in where this machine has no
-hardware or cluster: `bridge` for flannel, `host-device` on a veth end for the SR-IOV
-VF. Then DEL, and a check that nothing is left behind.
+executable. The sriov delegate is ours, for real, on a simulated NIC (a fake sysfs tree
+whose VFs are veth ends, VF settings recorded in a JSON file); `bridge` stands in for
+flannel, which needs a cluster. Then DEL, and a check that nothing is left behind.
 """
 
 from __future__ import annotations
@@ -23,8 +23,9 @@ from typing import Any, TextIO
 SEED_CONF = Path(__file__).resolve().parents[2] / "examples" / "conf-file" / "multus-cni.conf"
 NODE_NS = "mdemo-node"
 POD_NS = "mdemo-pod"
-PF_NAME = "enp12s0f0"  # the seed's PF; its "VF" is the other end of a veth pair
-VF_NAME = "enp12s0f0v0"
+PF_NAME = "enp12s0f0"  # the seed's PF: a veth end, as are its two VFs
+PF_PCI = "0000:0c:00.0"
+VF_NAMES = ("enp12s0f0v0", "enp12s0f0v1")
 CONTAINER_ID = "multus-multi-net-poc"
 PLUGIN_DIRS = ("/usr/lib/cni", "/opt/cni/bin")
 
@@ -45,6 +46,7 @@ def stand_in_conf(seed: dict[str, Any], work: Path) -> tuple[dict[str, Any], lis
     conf = copy.deepcopy(seed)
     conf["cniVersion"] = "1.0.0"
     conf["cniDir"] = str(work / "cache")
+    conf["binDir"] = str(Path(sys.executable).parent)  # our sriov, not another in /opt/cni/bin
     notes: list[str] = []
     for delegate in conf["delegates"]:
         ipam = delegate.get("ipam")
@@ -53,11 +55,11 @@ def stand_in_conf(seed: dict[str, Any], work: Path) -> tuple[dict[str, Any], lis
             # Two default routes cannot coexist in one netns; the master owns it.
             ipam["routes"] = [r for r in ipam.get("routes", []) if r.get("dst") != "0.0.0.0/0"]
         if delegate["type"] == "sriov":
-            delegate.clear()
-            delegate.update({"type": "host-device", "device": VF_NAME, "ipam": ipam})
             notes.append(
-                f"sriov -> host-device: moves {VF_NAME} (a veth end standing in for a VF of "
-                f"{PF_NAME}) into the pod; the sriov issue brings the real SR-IOV delegate"
+                f"sriov: multus-py's own sriov delegate, on a simulated NIC: PF {PF_NAME} with "
+                f"VFs {', '.join(VF_NAMES)} (veth ends) in a fake sysfs under {work / 'nic'}, VF "
+                f"settings recorded in {work / 'nic' / 'sim-nic.json'}; binDir is "
+                f"{Path(sys.executable).parent} so it is ours that runs"
             )
         elif delegate["type"] == "flannel":
             gateway = delegate.get("delegate", {}).get("isDefaultGateway", False)
@@ -91,8 +93,38 @@ def find_multus() -> str:
     return found
 
 
-def call_multus(command: str, conf: dict[str, Any], cni_path: str) -> tuple[int, Any]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CNI_")}
+def sriov_env(work: Path) -> dict[str, str]:
+    nic = work / "nic"
+    return {
+        "MULTUS_SYSFS_ROOT": str(nic),
+        "MULTUS_SRIOV_SIM_STATE": str(nic / "sim-nic.json"),
+        "MULTUS_SRIOV_CACHE_DIR": str(work / "sriov-cache"),
+        "MULTUS_SRIOV_INVENTORY": str(nic / "sriov-inventory.json"),
+        "MULTUS_SRIOV_DEVINFO_DIR": str(work / "devinfo"),
+    }
+
+
+def simulated_nic(work: Path) -> None:
+    """PF and VFs as veth ends in the node netns, and the sysfs tree that shows them."""
+    from multus_sriov import simnic
+
+    def facts(name: str) -> dict[str, Any]:
+        info = json.loads(_sh("ip", "-n", NODE_NS, "-j", "link", "show", name))[0]
+        return {"mac": info["address"], "mtu": info["mtu"]}
+
+    _sh("ip", "-n", NODE_NS, "link", "add", PF_NAME, "type", "veth", "peer", "name", "enp12s0f0pf")
+    vfs = []
+    for index, name in enumerate(VF_NAMES):
+        _sh("ip", "-n", NODE_NS, "link", "add", name, "type", "veth", "peer", "name", f"vfpeer{index}")
+        vfs.append({"netdev": name, **facts(name)})
+    pf = {"name": PF_NAME, "pci": PF_PCI, "speed": 25000, **facts(PF_NAME)}
+    simnic.write_pf(str(work / "nic"), pf, vfs, vf_bus=0x0C)
+
+
+def call_multus(
+    command: str, conf: dict[str, Any], cni_path: str, extra: dict[str, str]
+) -> tuple[int, Any]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CNI_")} | extra
     env |= {
         "CNI_COMMAND": command,
         "CNI_CONTAINERID": CONTAINER_ID,
@@ -137,6 +169,7 @@ def ifconfig(netns: str) -> str:
 
 def leftovers(work: Path) -> list[str]:
     found = [str(p) for p in (work / "cache" / "attachments").glob("*")]
+    found += [str(p) for p in (work / "sriov-cache" / "allocations").glob("*")]
     ipam = work / "ipam"
     if ipam.exists():
         found += [
@@ -155,7 +188,9 @@ def run_demo(out: TextIO = sys.stdout) -> int:
     if os.geteuid() != 0:
         print("multusctl demo needs root (it creates network namespaces)", file=sys.stderr)
         return 2
-    cni_path = ":".join(d for d in PLUGIN_DIRS if os.path.isdir(d))
+    cni_path = ":".join(
+        [d for d in PLUGIN_DIRS if os.path.isdir(d)] + [str(Path(sys.executable).parent)]
+    )
     if not os.path.exists("/usr/lib/cni/bridge") and not os.path.exists("/opt/cni/bin/bridge"):
         print("Debian's containernetworking-plugins are missing (make plugins)", file=sys.stderr)
         return 2
@@ -166,8 +201,9 @@ def run_demo(out: TextIO = sys.stdout) -> int:
         _sh("ip", "netns", "add", NODE_NS)
         _sh("ip", "netns", "add", POD_NS)
         _sh("ip", "-n", NODE_NS, "link", "set", "lo", "up")
-        _sh("ip", "-n", NODE_NS, "link", "add", PF_NAME, "type", "veth", "peer", "name", VF_NAME)
+        simulated_nic(work)
         _sh("ip", "-n", NODE_NS, "link", "set", PF_NAME, "up")
+        extra = sriov_env(work)
         seed = json.loads(SEED_CONF.read_text())
         conf, notes = stand_in_conf(seed, work)
 
@@ -181,7 +217,7 @@ def run_demo(out: TextIO = sys.stdout) -> int:
             p(f"  - {note}")
         p(f"\n== Node: netns {NODE_NS}; pod: netns {POD_NS}; CNI_PATH={cni_path}")
         before = _links(NODE_NS)
-        rc, doc = call_multus("ADD", conf, cni_path)
+        rc, doc = call_multus("ADD", conf, cni_path, extra)
         if rc != 0:
             p(f"\nADD failed (rc={rc}): {json.dumps(doc)}")
             return 1
@@ -190,19 +226,26 @@ def run_demo(out: TextIO = sys.stdout) -> int:
         p(f"\n== kubectl exec -it {CONTAINER_ID} -- ifconfig")
         p(ifconfig(POD_NS))
         p(f"\n== ip route (in the pod)\n{_sh('ip', '-n', POD_NS, 'route').rstrip()}")
-        rc, doc = call_multus("CHECK", conf, cni_path)
+        from multus_sriov.discovery import discover
+        from multus_sriov.vfsettings import SimVfSettings
+
+        inventory = discover(str(work / "nic"), SimVfSettings(extra["MULTUS_SRIOV_SIM_STATE"]))
+        p(f"\n== multusctl inventory (the simulated NIC, while the pod holds VF 0)")
+        p(json.dumps(inventory, indent=2))
+        rc, doc = call_multus("CHECK", conf, cni_path, extra)
         p(f"\n== CHECK: {'ok' if rc == 0 else json.dumps(doc)}")
-        rc, doc = call_multus("DEL", conf, cni_path)
+        rc, doc = call_multus("DEL", conf, cni_path, extra)
         p(f"== DEL: {'ok' if rc == 0 else json.dumps(doc)}")
         pod_links = sorted(_links(POD_NS))
         node_extra = sorted(_links(NODE_NS) - before - {"cni-flannel0"})
         left = leftovers(work)
         p(
-            f"\n== After DEL: pod interfaces {pod_links}; VF {VF_NAME} back on the node: "
-            f"{VF_NAME in _links(NODE_NS)}; new node links besides the bridge: {node_extra}; "
+            f"\n== After DEL: pod interfaces {pod_links}; VF {VF_NAMES[0]} back on the node: "
+            f"{VF_NAMES[0] in _links(NODE_NS)}; new node links besides the bridge: {node_extra}; "
             f"leases/records left: {left}"
         )
-        clean = pod_links == ["lo"] and not node_extra and not left and VF_NAME in _links(NODE_NS)
+        vf_back = VF_NAMES[0] in _links(NODE_NS)
+        clean = pod_links == ["lo"] and not node_extra and not left and vf_back
         p("== Nothing left behind." if clean else "== LEFTOVERS FOUND")
         return 0 if clean and rc == 0 else 1
     except DemoError as exc:

@@ -198,6 +198,51 @@ def cmd_explain(args: argparse.Namespace) -> int:
     return 0 if plan.ok else 1
 
 
+# --- inventory --------------------------------------------------------------------------
+
+
+def add_inventory(sub: Any) -> None:
+    p = sub.add_parser(
+        "inventory",
+        help="print this node's SR-IOV inventory (the document multus-node reports)",
+        description=(
+            "PFs and VFs from $MULTUS_SYSFS_ROOT/sys/bus/pci/devices (default /), VF settings "
+            "through the PF (or the simulated NIC of $MULTUS_SRIOV_SIM_STATE); checked against "
+            "the NodeState schema before it is printed."
+        ),
+    )
+    p.add_argument("--sysfs-root", help="root of the sysfs tree (default $MULTUS_SYSFS_ROOT or /)")
+    p.add_argument("--node", help="print it as the NodeState object of this node")
+    p.set_defaults(func=cmd_inventory)
+
+
+def cmd_inventory(args: argparse.Namespace) -> int:
+    import json
+
+    from multus_sriov.discovery import discover
+    from multus_sriov.settings import Settings
+    from multus_sriov.vfsettings import for_environment
+
+    settings = Settings()
+    root = args.sysfs_root or settings.sysfs_root
+    doc = discover(root, for_environment(settings.sim_state))
+    try:
+        SriovInventory.model_validate(doc)
+    except ValidationError as exc:  # a sysfs we misread: say so rather than print it
+        for problem in from_validation_error(exc, ""):
+            _err(f"inventory: {problem}")
+        return 1
+    if args.node:
+        doc = {
+            "apiVersion": "multus.cni.cncf.io/v1",
+            "kind": "NodeState",
+            "metadata": {"name": args.node},
+            "status": doc,
+        }
+    print(json.dumps(doc, indent=2))
+    return 0
+
+
 # --- demo -------------------------------------------------------------------------------
 
 
@@ -295,6 +340,7 @@ SUBCOMMANDS: list[Callable[[Any], None]] = [
     add_explain,
     add_records,
     add_forget,
+    add_inventory,
     add_demo,
 ]
 

@@ -13,7 +13,10 @@ from multusctl.demo import NODE_NS, POD_NS, SEED_CONF, stand_in_conf
 def test_stand_ins_keep_the_seed_structure(tmp_path: Path) -> None:
     seed = json.loads(SEED_CONF.read_text())
     conf, notes = stand_in_conf(seed, tmp_path)
-    assert [d["type"] for d in conf["delegates"]] == ["host-device", "ptp", "bridge"]
+    # the real sriov delegate (ours, from binDir) on a simulated NIC; bridge for flannel
+    assert [d["type"] for d in conf["delegates"]] == ["sriov", "ptp", "bridge"]
+    assert conf["delegates"][0]["if0"] == "enp12s0f0"
+    assert conf["binDir"] == str(Path(sys.executable).parent)
     assert [d.get("masterplugin", False) for d in conf["delegates"]] == [False, False, True]
     # The seed's address plan is kept; only the non-master default routes go.
     assert conf["delegates"][0]["ipam"]["rangeStart"] == "10.56.217.131"
@@ -43,5 +46,8 @@ def test_demo_brings_up_eth0_net0_net1_and_leaves_nothing() -> None:
     assert routes.count("default") == 1
     assert "== CHECK: ok" in out and "== DEL: ok" in out
     assert "== Nothing left behind." in out
+    assert "sriov: multus-py's own sriov delegate, on a simulated NIC" in out
+    inventory = out.split("== multusctl inventory", 1)[1].split("== CHECK", 1)[0]
+    assert '"netdev": "enp12s0f0v0"' in inventory
     netns = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
     assert NODE_NS not in netns and POD_NS not in netns

@@ -10,11 +10,11 @@ land in the simulated NIC's JSON file (`MULTUS_SRIOV_SIM_STATE`).
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from multus_sriov import simnic
 from tests.support.lab import Node
 
 
@@ -53,23 +53,9 @@ class FakeNic:
 
     # ---- building the tree ----
 
-    def _driver(self, dev: Path, driver: str) -> None:
-        target = self.drivers / driver
-        target.mkdir(parents=True, exist_ok=True)
-        link = dev / "driver"
-        if link.is_symlink():
-            link.unlink()
-        link.symlink_to(os.path.relpath(target, dev))
-
-    def _netdev(self, dev: Path, name: str, speed: int | None = None) -> None:
+    def _facts(self, name: str) -> dict[str, Any]:
         info = json.loads(self.node.ip("-j", "link", "show", name))[0]
-        net = dev / "net" / name
-        net.mkdir(parents=True, exist_ok=True)
-        (net / "address").write_text(info["address"] + "\n")
-        (net / "mtu").write_text(f"{info['mtu']}\n")
-        (net / "type").write_text("1\n")
-        if speed is not None:
-            (net / "speed").write_text(f"{speed}\n")
+        return {"mac": info["address"], "mtu": info["mtu"]}
 
     def add_pf(
         self,
@@ -87,41 +73,26 @@ class FakeNic:
         vf_bus: int = 2,
     ) -> FakePf:
         """A PF netdev (a veth end) and its VFs: kernel ones are veth ends named
-        `<name>v<i>` (their peers `<name>p<i>` stay on the node), DPDK ones have none.
-        VF PCI addresses are numbered backwards, so PCI order is not VF order."""
+        `<name>v<i>` (their peers `<name>p<i>` stay on the node), DPDK ones have none."""
         self.node.add_veth(name, f"{name[:11]}pf")
-        dev = self.devices / pci
-        dev.mkdir(parents=True)
-        (dev / "class").write_text("0x020000\n")
-        (dev / "vendor").write_text(f"0x{vendor}\n")
-        (dev / "device").write_text(f"0x{device}\n")
-        (dev / "sriov_totalvfs").write_text(f"{total}\n")
-        count = kernel_vfs + dpdk_vfs
-        (dev / "sriov_numvfs").write_text(f"{count}\n")
-        self._driver(dev, driver)
-        self._netdev(dev, name, speed)
-        pf = FakePf(name, pci, vendor, device, driver, total)
-        domain, bus, _ = pci.split(":")
-        for index in range(count):
-            slot = count - 1 - index
-            vf_pci = f"{domain}:{vf_bus:02x}:{slot // 8 + 2:02x}.{slot % 8}"
-            vf_dev = self.devices / vf_pci
-            vf_dev.mkdir(parents=True)
-            (vf_dev / "class").write_text("0x020000\n")
-            (vf_dev / "vendor").write_text(f"0x{vendor}\n")
-            (vf_dev / "device").write_text(f"0x{vf_device}\n")
-            (vf_dev / "physfn").symlink_to(f"../{pci}")
-            (dev / f"virtfn{index}").symlink_to(f"../{vf_pci}")
+        vfs: list[dict[str, Any]] = []
+        for index in range(kernel_vfs + dpdk_vfs):
             if index < kernel_vfs:
-                netdev = f"{name[:10]}v{index}"
-                peer = f"{name[:10]}p{index}"
+                netdev, peer = f"{name[:10]}v{index}", f"{name[:10]}p{index}"
                 self.node.add_veth(netdev, peer)
-                self._driver(vf_dev, "iavf")
-                self._netdev(vf_dev, netdev)
-                pf.vfs.append(FakeVf(index, vf_pci, netdev, "iavf", peer))
+                vfs.append({"netdev": netdev, "peer": peer, "device": vf_device, **self._facts(netdev)})
             else:
-                self._driver(vf_dev, "vfio-pci")
-                pf.vfs.append(FakeVf(index, vf_pci, None, "vfio-pci"))
+                vfs.append({"driver": "vfio-pci", "device": vf_device})
+        facts = {
+            "name": name, "pci": pci, "vendor": vendor, "device": device, "driver": driver,
+            "total": total, "speed": speed, **self._facts(name),
+        }
+        addresses = simnic.write_pf(str(self.root), facts, vfs, vf_bus=vf_bus)
+        pf = FakePf(name, pci, vendor, device, driver, total)
+        for index, (vf, address) in enumerate(zip(vfs, addresses, strict=True)):
+            pf.vfs.append(
+                FakeVf(index, address, vf.get("netdev"), vf.get("driver", "iavf"), vf.get("peer"))
+            )
         self.pfs.append(pf)
         return pf
 
