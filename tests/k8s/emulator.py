@@ -30,6 +30,8 @@ POD = "v1/pods"
 EVENT = "v1/events"
 NETWORK = "kubernetes.com/v1/networks"
 NAD = "k8s.cni.cncf.io/v1/network-attachment-definitions"
+RESOURCECLAIM = "resource.k8s.io/v1/resourceclaims"
+RESOURCESLICE = "resource.k8s.io/v1/resourceslices"
 
 
 @dataclass
@@ -122,6 +124,11 @@ class Api:
         emulator.resources[NETWORK] = kmock.ResourceInfo(kind="Network", namespaced=True)
         emulator.resources[NAD] = kmock.ResourceInfo(
             kind="NetworkAttachmentDefinition", namespaced=True
+        )
+        # Dynamic Resource Allocation (GA in 1.34), for the SR-IOV deviceID lookups
+        emulator.resources[RESOURCECLAIM] = kmock.ResourceInfo(kind="ResourceClaim", namespaced=True)
+        emulator.resources[RESOURCESLICE] = kmock.ResourceInfo(
+            kind="ResourceSlice", namespaced=False
         )
         async with emulator, kmock.Server(emulator) as server:
             self.emulator = emulator

@@ -22,7 +22,7 @@ from ..environ import CniEnv
 from ..errors import CniError, ContainerUnknown, InvalidConfig, InvalidEnvironment
 from ..logs import log
 from ..netconf import DelegateNetwork, MultusConf, load_conf_file
-from . import objects, routes, selection, status
+from . import devices, objects, routes, selection, status
 from .client import DEFAULT_TIMEOUT, Client
 from .kubeconfig import load as load_api_config
 
@@ -144,9 +144,18 @@ class Resolver:
     """Pod + conf -> the ordered delegate networks of this pod (API reads only)."""
 
     def __init__(
-        self, client: Client, conf: MultusConf, settings: Settings, pod: dict[str, Any], ref: PodRef
+        self,
+        client: Client,
+        conf: MultusConf,
+        settings: Settings,
+        pod: dict[str, Any],
+        ref: PodRef,
+        pod_devices: devices.PodDevices | None = None,
     ) -> None:
         self.client = client
+        # Devices for NADs with a resourceName: thin mode reads kubelet's checkpoint and
+        # the API; multus-node passes one fed from its caches.
+        self.devices = pod_devices or devices.thin_devices(pod, client, conf.raw)
         self.conf = conf
         self.settings = settings
         self.pod = pod
@@ -236,7 +245,9 @@ class Resolver:
         obj = self.client.get(objects.nad_path(namespace, name))
         if obj is None:
             raise InvalidConfig(f"{why}: NetworkAttachmentDefinition {ref} not found")
-        return objects.nad_delegate(obj, ref, self.conf.cni_version, self.conf.conf_dir)
+        network = objects.nad_delegate(obj, ref, self.conf.cni_version, self.conf.conf_dir)
+        self.devices.assign(network, obj, f"{why}: NetworkAttachmentDefinition {ref}")
+        return network
 
     def _conf_ref(self, value: str, key: str) -> Planned:
         """A clusterNetwork/defaultNetworks entry: a conf file (or directory) path when it
@@ -262,6 +273,7 @@ class Resolver:
             obj = self.client.get(objects.nad_path(namespace, name))
         if obj is not None:
             nad = objects.nad_delegate(obj, ref, self.conf.cni_version, self.conf.conf_dir)
+            self.devices.assign(nad, obj, f"{where}: NetworkAttachmentDefinition {ref}")
             return Planned(nad, ref)
         if bare:
             why = f"{where}: no NetworkAttachmentDefinition {ref}, and"
@@ -342,7 +354,7 @@ class Resolver:
                         f"{request.ref} declares no {CAPABILITIES[key]!r} capability, so its "
                         "plugins would ignore it"
                     )
-            network.runtime_config = wanted
+            network.runtime_config = {**(network.runtime_config or {}), **wanted}
         _add_cni_args(network, request.cni_args)
         return Planned(network, request.ref, request)
 
