@@ -54,6 +54,21 @@ class NodeOverride(BaseModel):
     settings: dict[str, Any] = Field(default_factory=dict)
 
 
+class SriovSettings(BaseModel):
+    """How the sriov delegate may use each node's PFs."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    externallyManaged: list[str] = Field(
+        default_factory=list,
+        description=(
+            "PFs (netdev names or PCI addresses) whose VFs a device plugin or DRA driver hands "
+            "out: the sriov delegate never picks a free VF of them (if0); networks there name "
+            "their VF by deviceID (the NAD's resourceName). Per node through nodeOverrides."
+        ),
+    )
+
+
 class MultusSettings(BaseModel):
     """Everything that shapes a node's `00-multus.conf` (Multus v4 key names)."""
 
@@ -86,6 +101,7 @@ class MultusSettings(BaseModel):
     confDir: str | None = None
     cniDir: str | None = None
     binDir: str | None = None
+    sriov: SriovSettings = Field(default_factory=SriovSettings)
     nodeOverrides: list[NodeOverride] = Field(default_factory=list)
 
     def for_node(self, labels: dict[str, str]) -> MultusSettings:

@@ -174,10 +174,10 @@ class Sysfs:
         """Rebind `pci` to `driver` the way dpdk-devbind does: driver_override, unbind,
         drivers_probe. Raises OSError when sysfs refuses a write."""
         current = self.driver(pci)
+        with open(self.path(pci, "driver_override"), "w") as handle:
+            handle.write(driver)  # also when already bound: no stale override stays behind
         if current == driver:
             return
-        with open(self.path(pci, "driver_override"), "w") as handle:
-            handle.write(driver)
         if current is not None:
             with open(self.path(pci, "driver", "unbind"), "w") as handle:
                 handle.write(pci)

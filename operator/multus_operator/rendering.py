@@ -88,7 +88,8 @@ def render(
     settings: MultusSettings, node: NodeView, networks: Iterable[NetworkView]
 ) -> dict[str, str]:
     """The `data` of the node's ConfigMap."""
-    conf = multus_conf(settings.for_node(dict(node.labels)))
+    node_settings = settings.for_node(dict(node.labels))
+    conf = multus_conf(node_settings)
     usable = []
     for network in sorted(networks, key=lambda n: n.key):
         if not network.is_sriov or usable_on(network, node.inventory) is not None:
@@ -102,6 +103,8 @@ def render(
             for pf in (node.inventory.pfs if node.inventory else [])
         ],
         "networks": usable,
+        # PFs the sriov delegate must not pick free VFs from (a device plugin owns them)
+        "externallyManaged": sorted(node_settings.sriov.externallyManaged),
     }
     return {CONF_KEY: _dump(conf), INVENTORY_KEY: _dump(inventory)}
 

@@ -110,6 +110,28 @@ def test_inventory_lists_only_usable_sriov_networks() -> None:
     data = json.loads(rendering.render(MultusSettings(), node, nets)[rendering.INVENTORY_KEY])
     assert data["networks"] == [{"network": "d/s", "pfs": ["enp2s0"]}]
     assert data["pfs"][0]["name"] == "enp2s0"
+    assert data["externallyManaged"] == []
+
+
+def test_inventory_carries_the_nodes_externally_managed_pfs() -> None:
+    """The sriov delegate reads it on the node: no free-VF picking on those PFs."""
+    settings = MultusSettings.model_validate(
+        {
+            "sriov": {"externallyManaged": ["enp2s0"]},
+            "nodeOverrides": [
+                {
+                    "nodeSelector": {"matchLabels": {"dp": "yes"}},
+                    "settings": {"sriov": {"externallyManaged": ["0000:0c:00.1", "enp2s0"]}},
+                }
+            ],
+        }
+    )
+    plain = NodeView("n1", {}, _inventory())
+    labelled = NodeView("n2", {"dp": "yes"}, _inventory())
+    for node, want in ((plain, ["enp2s0"]), (labelled, ["0000:0c:00.1", "enp2s0"])):
+        data = json.loads(rendering.render(settings, node, [])[rendering.INVENTORY_KEY])
+        assert data["externallyManaged"] == want
+        assert "sriov" not in json.loads(rendering.render(settings, node, [])[rendering.CONF_KEY])
 
 
 def test_condition_merge_keeps_time_without_transition() -> None:

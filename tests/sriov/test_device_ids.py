@@ -168,6 +168,12 @@ def test_dra_claim_devices_go_to_networks_in_allocation_order(lab: Lab, nic: Fak
     assert add.rc == 0, add.stdout + add.stderr
     inside = pod_vf_macs(lab, netns)
     assert inside["left"] == macs[vfs[1].pci] and inside["right"] == macs[vfs[0].pci]
+    dra = [(m, p) for m, p in lab.api.requests() if p.startswith("/apis/resource.k8s.io/")]
+    assert dra == [
+        ("GET", "/apis/resource.k8s.io/v1/namespaces/default/resourceclaims/vfpod-vfs-x7k"),
+        ("GET", "/apis/resource.k8s.io/v1/resourceslices"),
+    ]
+    assert_allowed("plugin", [("resourceclaims", "get"), ("resourceslices", "list")])
     assert lab.run("DEL", conf, pod, netns=netns, container_id="dra1", extra_env=nic.env()).rc == 0
 
 
@@ -213,3 +219,18 @@ def test_extended_resource_mapping_that_disagrees_is_named(lab: Lab, nic: FakeNi
         "k8s.cni.cncf.io/resourceName is 'sriov.example.com/net-b', its extended resource "
         "mapping says 'sriov.example.com/net-a'"
     ) in add.doc["msg"]
+
+
+def assert_allowed(component: str, needs: list[tuple[str, str]]) -> None:
+    """rbac/rules.yaml grants the component what the code just asked the API for."""
+    import yaml
+
+    from tests.support.cni import REPO
+
+    rules = yaml.safe_load((REPO / "rbac" / "rules.yaml").read_text())[component]
+    for resource, verb in needs:
+        assert any(
+            "resource.k8s.io" in r["apiGroups"] and resource in r["resources"]
+            and verb in r["verbs"] and r["scope"] == "cluster"
+            for r in rules
+        ), f"rbac/rules.yaml: {component} may not {verb} {resource}"

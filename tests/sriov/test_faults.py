@@ -290,3 +290,23 @@ def test_real_nic_path_on_a_veth_pf_is_a_clear_eopnotsupp_error(node: Node, nic:
                   env={"MULTUS_SRIOV_SIM_STATE": ""})
     assert plain.rc == 0, plain.stdout
     assert sriov(node, nic, "DEL", {"if0": "enp12s0f1"}, "real", pod).rc == 0
+
+
+def test_seed_dpdk_binding_only_with_the_nodes_opt_in_and_verified(
+    node: Node, nic: FakeNic
+) -> None:
+    """With MULTUS_SRIOV_DPDK_BIND=allow the VF is rebound through sysfs as dpdk-devbind
+    does (driver_override, unbind, drivers_probe); a bind that does not take (as here:
+    a fake sysfs has no kernel behind it) fails the ADD and is rolled back."""
+    vf = nic.pfs[0].vfs[0]
+    pod = node.add_pod("msrpod")
+    conf = {"deviceID": vf.pci, "dpdk": {"kernel_driver": "iavf", "dpdk_driver": "vfio-pci",
+                                          "dpdk_tool": "/usr/bin/dpdk-devbind.py"}}
+    call = sriov(node, nic, "ADD", conf, "bind", pod, env={"MULTUS_SRIOV_DPDK_BIND": "allow"})
+    assert call.rc == 1 and call.doc["code"] == 5
+    assert call.doc["msg"] == f"dpdk: VF 0 ({vf.pci}) of enp12s0f1 is on driver iavf after binding it to vfio-pci"
+    pci_dir = nic.root / "sys" / "bus" / "pci"
+    assert (pci_dir / "drivers_probe").read_text() == vf.pci
+    assert (pci_dir / "drivers" / "iavf" / "unbind").read_text() == vf.pci
+    assert (pci_dir / "devices" / vf.pci / "driver_override").read_text() == "iavf"  # rolled back
+    assert node.pod_links(pod) == {"lo"} and nic.records() == []
