@@ -28,11 +28,7 @@ def is_pci_address(value: str) -> bool:
     if len(parts) != 3 or len(parts[0]) != 4 or len(parts[1]) != 2:
         return False
     dev, _, fn = parts[2].partition(".")
-    return (
-        len(dev) == 2
-        and len(fn) == 1
-        and all(c in _HEX for c in parts[0] + parts[1] + dev + fn)
-    )
+    return len(dev) == 2 and len(fn) == 1 and all(c in _HEX for c in parts[0] + parts[1] + dev + fn)
 
 
 def is_mac(value: str) -> bool:

@@ -49,7 +49,10 @@ VF_LOCK_WAIT = 10.0
 
 class Sriov:
     def __init__(
-        self, env: CniEnv, raw: dict[str, Any], settings: Settings,
+        self,
+        env: CniEnv,
+        raw: dict[str, Any],
+        settings: Settings,
         vf_settings: VfSettings | None = None,
     ) -> None:
         self.env = env
@@ -161,9 +164,7 @@ class Sriov:
         vf = self.sysfs.vf(pci)
         if vf is None:
             what = "is not a VF (no physfn)" if self.sysfs.exists(pci) else "does not exist"
-            raise InvalidConfig(
-                f"deviceID: PCI device {pci} {what} under {self.sysfs.devices}"
-            )
+            raise InvalidConfig(f"deviceID: PCI device {pci} {what} under {self.sysfs.devices}")
         if conf.if0 and vf.pf_name != conf.if0:
             raise InvalidConfig(
                 f"deviceID: VF {pci} belongs to PF {vf.pf_name or vf.pf_pci}, not if0 {conf.if0}"
@@ -310,7 +311,11 @@ class Sriov:
             if link is not None and "mac" in conf.wanted:
                 link = self._wait_netdev(vf)
         result: dict[str, Any] = {"cniVersion": "1.1.0", "interfaces": [], "ips": [], "dns": {}}
-        iface: dict[str, Any] = {"name": self.env.ifname, "sandbox": self.env.netns, "pciID": vf.pci}
+        iface: dict[str, Any] = {
+            "name": self.env.ifname,
+            "sandbox": self.env.netns,
+            "pciID": vf.pci,
+        }
         if link is not None:
             iface["mac"] = self._move_in(link, conf)
         result["interfaces"].append(iface)

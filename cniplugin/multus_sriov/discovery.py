@@ -41,9 +41,7 @@ def discover(sysfs_root: str, vf_settings: VfSettings | None) -> dict[str, Any]:
                 entry["driver"] = vf.driver
             if vf.netdev:
                 entry["netdev"] = vf.netdev
-                entry.update(
-                    {k: v for k, v in sysfs.netdev_facts(vf.pci, vf.netdev).items() if v}
-                )
+                entry.update({k: v for k, v in sysfs.netdev_facts(vf.pci, vf.netdev).items() if v})
             reported = settings.get(vf.index)
             if reported:
                 entry["vlan"] = reported["vlan"]

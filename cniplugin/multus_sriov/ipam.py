@@ -40,8 +40,9 @@ def _negotiate(path: str, env: dict[str, str], version: str, label: str) -> str:
     if not versions.at_least(version, "1.1.0"):
         return version
     ask = {**env, "CNI_COMMAND": "VERSION"}
-    rc, out, _err = run_bounded(path, ask, cnijson.dumps({"cniVersion": version}).encode(),
-                                TIMEOUT, label)
+    rc, out, _err = run_bounded(
+        path, ask, cnijson.dumps({"cniVersion": version}).encode(), TIMEOUT, label
+    )
     try:
         offered = cnijson.loads(out).get("supportedVersions") if rc == 0 else None
     except (ValueError, AttributeError):

@@ -15,9 +15,9 @@ so a killed process leaves no netns behind (the kernel drops it with the last fd
 
 from __future__ import annotations
 
+import _socket as socket  # `socket` costs ~5 ms more (enum, selectors) per exec
 import errno
 import os
-import _socket as socket  # `socket` costs ~5 ms more (enum, selectors) per exec
 import struct
 
 TYPE_CHECKING = False
@@ -65,7 +65,9 @@ class Link:
         self.parent_bus = _text(attrs, IFLA_PARENT_DEV_BUS_NAME)
         self.altnames: list[str] = []
         for blob in attrs.get(IFLA_PROP_LIST, []):
-            self.altnames += [v.rstrip(b"\0").decode() for v in _attrs(blob).get(IFLA_ALT_IFNAME, [])]
+            self.altnames += [
+                v.rstrip(b"\0").decode() for v in _attrs(blob).get(IFLA_ALT_IFNAME, [])
+            ]
 
     @property
     def up(self) -> bool:

@@ -53,7 +53,12 @@ class Vf:
     __slots__ = ("driver", "index", "netdev", "pci", "pf_name", "pf_pci")
 
     def __init__(
-        self, pf_name: str, pf_pci: str, index: int, pci: str, driver: str | None,
+        self,
+        pf_name: str,
+        pf_pci: str,
+        index: int,
+        pci: str,
+        driver: str | None,
         netdev: str | None,
     ) -> None:
         self.pf_name = pf_name

@@ -34,8 +34,17 @@ if TYPE_CHECKING:
             """Set the given keys of VF `vf` of `pf`; other keys are left alone."""
 
 
-KEYS = ("mac", "vlan", "vlanQoS", "vlanProto", "spoofchk", "trust", "linkState", "minTxRate",
-        "maxTxRate")
+KEYS = (
+    "mac",
+    "vlan",
+    "vlanQoS",
+    "vlanProto",
+    "spoofchk",
+    "trust",
+    "linkState",
+    "minTxRate",
+    "maxTxRate",
+)
 # What a VF reports before anyone configured it (what `ip link show <pf>` prints).
 FRESH: dict[str, Any] = {
     "mac": "00:00:00:00:00:00",
@@ -204,7 +213,7 @@ def _mac(raw: Any) -> str:
         return raw.lower()
     if isinstance(raw, list | tuple):
         return ":".join(f"{int(b):02x}" for b in list(raw)[:6])
-    return FRESH["mac"]
+    return "00:00:00:00:00:00"
 
 
 def for_environment(sim_state: str) -> VfSettings:

@@ -115,7 +115,19 @@ def simulated_nic(work: Path) -> None:
     _sh("ip", "-n", NODE_NS, "link", "add", PF_NAME, "type", "veth", "peer", "name", "enp12s0f0pf")
     vfs = []
     for index, name in enumerate(VF_NAMES):
-        _sh("ip", "-n", NODE_NS, "link", "add", name, "type", "veth", "peer", "name", f"vfpeer{index}")
+        _sh(
+            "ip",
+            "-n",
+            NODE_NS,
+            "link",
+            "add",
+            name,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            f"vfpeer{index}",
+        )
         vfs.append({"netdev": name, **facts(name)})
     pf = {"name": PF_NAME, "pci": PF_PCI, "speed": 25000, **facts(PF_NAME)}
     simnic.write_pf(str(work / "nic"), pf, vfs, vf_bus=0x0C)
@@ -230,7 +242,7 @@ def run_demo(out: TextIO = sys.stdout) -> int:
         from multus_sriov.vfsettings import SimVfSettings
 
         inventory = discover(str(work / "nic"), SimVfSettings(extra["MULTUS_SRIOV_SIM_STATE"]))
-        p(f"\n== multusctl inventory (the simulated NIC, while the pod holds VF 0)")
+        p("\n== multusctl inventory (the simulated NIC, while the pod holds VF 0)")
         p(json.dumps(inventory, indent=2))
         rc, doc = call_multus("CHECK", conf, cni_path, extra)
         p(f"\n== CHECK: {'ok' if rc == 0 else json.dumps(doc)}")

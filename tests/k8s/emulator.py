@@ -126,7 +126,9 @@ class Api:
             kind="NetworkAttachmentDefinition", namespaced=True
         )
         # Dynamic Resource Allocation (GA in 1.34), for the SR-IOV deviceID lookups
-        emulator.resources[RESOURCECLAIM] = kmock.ResourceInfo(kind="ResourceClaim", namespaced=True)
+        emulator.resources[RESOURCECLAIM] = kmock.ResourceInfo(
+            kind="ResourceClaim", namespaced=True
+        )
         emulator.resources[RESOURCESLICE] = kmock.ResourceInfo(
             kind="ResourceSlice", namespaced=False
         )

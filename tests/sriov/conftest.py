@@ -44,8 +44,16 @@ def nic(node: Node, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[
     fake = FakeNic(tmp_path / "nic", node)
     fake.add_pf("enp12s0f1", "0000:0c:00.1", kernel_vfs=4, vf_bus=0x0C)
     fake.add_pf(
-        "enp2s0", "0000:02:00.0", kernel_vfs=2, dpdk_vfs=1, total=63, device="10fb",
-        driver="ixgbe", vf_device="10ed", vf_bus=0x02, speed=None,
+        "enp2s0",
+        "0000:02:00.0",
+        kernel_vfs=2,
+        dpdk_vfs=1,
+        total=63,
+        device="10fb",
+        driver="ixgbe",
+        vf_device="10ed",
+        vf_bus=0x02,
+        speed=None,
     )
     yield fake
     if request.node.stash.get(PASSED, False):

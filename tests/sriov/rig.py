@@ -80,12 +80,20 @@ class FakeNic:
             if index < kernel_vfs:
                 netdev, peer = f"{name[:10]}v{index}", f"{name[:10]}p{index}"
                 self.node.add_veth(netdev, peer)
-                vfs.append({"netdev": netdev, "peer": peer, "device": vf_device, **self._facts(netdev)})
+                vfs.append(
+                    {"netdev": netdev, "peer": peer, "device": vf_device, **self._facts(netdev)}
+                )
             else:
                 vfs.append({"driver": "vfio-pci", "device": vf_device})
         facts = {
-            "name": name, "pci": pci, "vendor": vendor, "device": device, "driver": driver,
-            "total": total, "speed": speed, **self._facts(name),
+            "name": name,
+            "pci": pci,
+            "vendor": vendor,
+            "device": device,
+            "driver": driver,
+            "total": total,
+            "speed": speed,
+            **self._facts(name),
         }
         addresses = simnic.write_pf(str(self.root), facts, vfs, vf_bus=vf_bus)
         pf = FakePf(name, pci, vendor, device, driver, total)

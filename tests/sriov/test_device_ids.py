@@ -35,6 +35,7 @@ def sriov_nad(lab: Lab, name: str, resource: str | None = RESOURCE, **extra: Any
     config = {"cniVersion": "1.0.0", "type": "sriov", "name": name, **extra}
     lab.nad(name, config)
     if resource is not None:
+
         def annotate() -> None:
             obj = lab.api.emulator.objects[NAD, "default", name]
             raw = dict(obj.raw)
@@ -46,7 +47,9 @@ def sriov_nad(lab: Lab, name: str, resource: str | None = RESOURCE, **extra: Any
 
 def k8s_conf(lab: Lab, **extra: Any) -> dict[str, Any]:
     master = {
-        "type": "bridge", "name": "cluster", "bridge": lab.node.add_bridge("msrbr9"),
+        "type": "bridge",
+        "name": "cluster",
+        "bridge": lab.node.add_bridge("msrbr9"),
         "ipam": lab.node.host_local("10.99.0.0/24"),
     }
     return lab.conf([master], **extra)
@@ -71,13 +74,31 @@ def test_checkpoint_devices_go_to_networks_sorted_per_container(lab: Lab, nic: F
     pod = pod_with(lab, "vf-a, vf-b")
     vfs = nic.pfs[0].vfs
     checkpoint = lab.root / "kubelet_internal_checkpoint"
-    checkpoint.write_text(json.dumps({"Data": {"PodDeviceEntries": [
-        {"PodUID": "someone-else", "ContainerName": "c", "ResourceName": RESOURCE,
-         "DeviceIDs": {"0": [vfs[0].pci]}},
-        # NUMA-keyed, unsorted: Multus's order is sorted per container
-        {"PodUID": pod["metadata"]["uid"], "ContainerName": "c", "ResourceName": RESOURCE,
-         "DeviceIDs": {"0": [vfs[1].pci], "1": [vfs[3].pci]}},
-    ], "RegisteredDevices": {}}, "Checksum": 1}))
+    checkpoint.write_text(
+        json.dumps(
+            {
+                "Data": {
+                    "PodDeviceEntries": [
+                        {
+                            "PodUID": "someone-else",
+                            "ContainerName": "c",
+                            "ResourceName": RESOURCE,
+                            "DeviceIDs": {"0": [vfs[0].pci]},
+                        },
+                        # NUMA-keyed, unsorted: Multus's order is sorted per container
+                        {
+                            "PodUID": pod["metadata"]["uid"],
+                            "ContainerName": "c",
+                            "ResourceName": RESOURCE,
+                            "DeviceIDs": {"0": [vfs[1].pci], "1": [vfs[3].pci]},
+                        },
+                    ],
+                    "RegisteredDevices": {},
+                },
+                "Checksum": 1,
+            }
+        )
+    )
     conf = k8s_conf(lab, kubeletCheckpointFile=str(checkpoint))
     netns = lab.node.add_pod("msrpod")
     macs_before = {vf.pci: nic.host_link(vf.netdev)["address"] for vf in vfs}  # type: ignore[arg-type,index]
@@ -91,14 +112,28 @@ def test_checkpoint_devices_go_to_networks_sorted_per_container(lab: Lab, nic: F
     assert lab.run("DEL", conf, pod, netns=netns, container_id="cp1", extra_env=nic.env()).rc == 0
 
 
-def test_too_few_devices_for_the_networks_fails_before_anything_runs(lab: Lab, nic: FakeNic) -> None:
+def test_too_few_devices_for_the_networks_fails_before_anything_runs(
+    lab: Lab, nic: FakeNic
+) -> None:
     sriov_nad(lab, "vf-a")
     pod = pod_with(lab, "vf-a, vf-a@net9")
     checkpoint = lab.root / "ckpt"
-    checkpoint.write_text(json.dumps({"Data": {"PodDeviceEntries": [
-        {"PodUID": pod["metadata"]["uid"], "ContainerName": "c", "ResourceName": RESOURCE,
-         "DeviceIDs": [nic.pfs[0].vfs[0].pci]},
-    ]}}))
+    checkpoint.write_text(
+        json.dumps(
+            {
+                "Data": {
+                    "PodDeviceEntries": [
+                        {
+                            "PodUID": pod["metadata"]["uid"],
+                            "ContainerName": "c",
+                            "ResourceName": RESOURCE,
+                            "DeviceIDs": [nic.pfs[0].vfs[0].pci],
+                        },
+                    ]
+                }
+            }
+        )
+    )
     conf = k8s_conf(lab, kubeletCheckpointFile=str(checkpoint))
     netns = lab.node.add_pod("msrpod")
     add = lab.run("ADD", conf, pod, netns=netns, container_id="cp2", extra_env=nic.env())
@@ -122,22 +157,40 @@ def slice_device(name: str, resource: str | None, device_id: str | None) -> dict
 def dra_objects(lab: Lab, devices: list[dict[str, Any]], results: list[str]) -> None:
     driver = "sriovnetwork.k8snetworkplumbingwg.io"
     slice_obj = {
-        "apiVersion": "resource.k8s.io/v1", "kind": "ResourceSlice",
+        "apiVersion": "resource.k8s.io/v1",
+        "kind": "ResourceSlice",
         "metadata": {"name": "node1-sriov"},
-        "spec": {"driver": driver, "nodeName": "node1",
-                 "pool": {"name": "node1", "generation": 1, "resourceSliceCount": 1},
-                 "devices": devices},
+        "spec": {
+            "driver": driver,
+            "nodeName": "node1",
+            "pool": {"name": "node1", "generation": 1, "resourceSliceCount": 1},
+            "devices": devices,
+        },
     }
-    other = {**slice_obj, "metadata": {"name": "gpu"},
-             "spec": {"driver": "gpu.example.com", "pool": {"name": "node1"},
-                      "devices": [{"name": "vf-0", "attributes": {}}]}}
+    other = {
+        **slice_obj,
+        "metadata": {"name": "gpu"},
+        "spec": {
+            "driver": "gpu.example.com",
+            "pool": {"name": "node1"},
+            "devices": [{"name": "vf-0", "attributes": {}}],
+        },
+    }
     claim = {
-        "apiVersion": "resource.k8s.io/v1", "kind": "ResourceClaim",
+        "apiVersion": "resource.k8s.io/v1",
+        "kind": "ResourceClaim",
         "metadata": {"name": "vfpod-vfs-x7k", "namespace": "default"},
         "spec": {"devices": {"requests": [{"name": "vfs"}]}},
-        "status": {"allocation": {"devices": {"results": [
-            {"request": "vfs", "driver": driver, "pool": "node1", "device": d} for d in results
-        ]}}},
+        "status": {
+            "allocation": {
+                "devices": {
+                    "results": [
+                        {"request": "vfs", "driver": driver, "pool": "node1", "device": d}
+                        for d in results
+                    ]
+                }
+            }
+        },
     }
 
     def store() -> None:
@@ -156,8 +209,10 @@ def test_dra_claim_devices_go_to_networks_in_allocation_order(lab: Lab, nic: Fak
     sriov_nad(lab, "vf-a", resource="sriov.example.com/net-a")
     dra_objects(
         lab,
-        [slice_device("vf-1", "sriov.example.com/net-a", vfs[1].pci),
-         slice_device("vf-0", "sriov.example.com/net-a", vfs[0].pci)],
+        [
+            slice_device("vf-1", "sriov.example.com/net-a", vfs[1].pci),
+            slice_device("vf-0", "sriov.example.com/net-a", vfs[0].pci),
+        ],
         ["vf-1", "vf-0"],
     )
     pod = pod_with(lab, "vf-a@left, vf-a@right", CLAIM_STATUS)
@@ -180,7 +235,10 @@ def test_dra_claim_devices_go_to_networks_in_allocation_order(lab: Lab, nic: Fak
 @pytest.mark.parametrize(
     ("device", "why"),
     [
-        (slice_device("vf-0", "sriov.example.com/net-a", None), "no k8s.cni.cncf.io/deviceID attribute"),
+        (
+            slice_device("vf-0", "sriov.example.com/net-a", None),
+            "no k8s.cni.cncf.io/deviceID attribute",
+        ),
         (slice_device("vf-0", None, "0000:02:02.2"), "no k8s.cni.cncf.io/resourceName attribute"),
     ],
 )
@@ -205,11 +263,18 @@ def test_dra_device_multus_would_skip_fails_the_add_naming_claim_and_device(
 def test_extended_resource_mapping_that_disagrees_is_named(lab: Lab, nic: FakeNic) -> None:
     sriov_nad(lab, "vf-a", resource="sriov.example.com/net-a")
     dra_objects(lab, [slice_device("vf-0", "sriov.example.com/net-b", "0000:02:02.2")], ["vf-0"])
-    status = {"extendedResourceClaimStatus": {
-        "resourceClaimName": "vfpod-vfs-x7k",
-        "requestMappings": [{"containerName": "c", "resourceName": "sriov.example.com/net-a",
-                             "requestName": "vfs"}],
-    }}
+    status = {
+        "extendedResourceClaimStatus": {
+            "resourceClaimName": "vfpod-vfs-x7k",
+            "requestMappings": [
+                {
+                    "containerName": "c",
+                    "resourceName": "sriov.example.com/net-a",
+                    "requestName": "vfs",
+                }
+            ],
+        }
+    }
     pod = pod_with(lab, "vf-a", status)
     conf = k8s_conf(lab, kubeletCheckpointFile=str(lab.root / "none"))
     netns = lab.node.add_pod("msrpod")
@@ -230,7 +295,9 @@ def assert_allowed(component: str, needs: list[tuple[str, str]]) -> None:
     rules = yaml.safe_load((REPO / "rbac" / "rules.yaml").read_text())[component]
     for resource, verb in needs:
         assert any(
-            "resource.k8s.io" in r["apiGroups"] and resource in r["resources"]
-            and verb in r["verbs"] and r["scope"] == "cluster"
+            "resource.k8s.io" in r["apiGroups"]
+            and resource in r["resources"]
+            and verb in r["verbs"]
+            and r["scope"] == "cluster"
             for r in rules
         ), f"rbac/rules.yaml: {component} may not {verb} {resource}"

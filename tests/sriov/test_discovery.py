@@ -25,24 +25,42 @@ def test_discovery_field_by_field(node: Node, nic: FakeNic) -> None:
     link = nic.host_link("enp12s0f1")
     assert link is not None
     assert {k: v for k, v in pf.items() if k != "vfs"} == {
-        "name": "enp12s0f1", "pciAddress": "0000:0c:00.1", "vendor": "8086", "device": "1572",
-        "driver": "i40e", "totalVfs": 64, "numVfs": 4, "mtu": link["mtu"],
-        "mac": link["address"], "linkSpeed": 10000, "linkType": "ether",
+        "name": "enp12s0f1",
+        "pciAddress": "0000:0c:00.1",
+        "vendor": "8086",
+        "device": "1572",
+        "driver": "i40e",
+        "totalVfs": 64,
+        "numVfs": 4,
+        "mtu": link["mtu"],
+        "mac": link["address"],
+        "linkSpeed": 10000,
+        "linkType": "ether",
     }
     # VF index comes from virtfnN, not from PCI order (the rig numbers PCI backwards)
     assert [(vf["index"], vf["pciAddress"]) for vf in pf["vfs"]] == [
-        (0, "0000:0c:02.3"), (1, "0000:0c:02.2"), (2, "0000:0c:02.1"), (3, "0000:0c:02.0"),
+        (0, "0000:0c:02.3"),
+        (1, "0000:0c:02.2"),
+        (2, "0000:0c:02.1"),
+        (3, "0000:0c:02.0"),
     ]
     vf0 = pf["vfs"][0]
     vf0_link = nic.host_link("enp12s0f1v0")
     assert vf0_link is not None
     assert vf0 == {
-        "index": 0, "pciAddress": "0000:0c:02.3", "driver": "iavf", "netdev": "enp12s0f1v0",
-        "mac": vf0_link["address"], "mtu": vf0_link["mtu"],
+        "index": 0,
+        "pciAddress": "0000:0c:02.3",
+        "driver": "iavf",
+        "netdev": "enp12s0f1v0",
+        "mac": vf0_link["address"],
+        "mtu": vf0_link["mtu"],
     }
     seed = by_name["enp2s0"]
     assert (seed["device"], seed["driver"], seed["totalVfs"], seed["numVfs"]) == (
-        "10fb", "ixgbe", 63, 3,
+        "10fb",
+        "ixgbe",
+        63,
+        3,
     )
     assert "linkSpeed" not in seed  # a link that is down has no speed: left out, not guessed
     assert seed["vfs"][1]["vlan"] == 210 and seed["vfs"][1]["trust"] is True
@@ -55,7 +73,10 @@ def test_discovery_field_by_field(node: Node, nic: FakeNic) -> None:
 def test_multusctl_inventory_prints_the_same_document(node: Node, nic: FakeNic) -> None:
     out = subprocess.run(
         [str(VENV_BIN / "multusctl"), "inventory", "--node", "node1"],
-        env={"PATH": "/usr/bin:/bin", **nic.env()}, capture_output=True, text=True, check=True,
+        env={"PATH": "/usr/bin:/bin", **nic.env()},
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout
     doc = json.loads(out)
     assert doc["kind"] == "NodeState" and doc["metadata"] == {"name": "node1"}

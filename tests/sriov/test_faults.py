@@ -23,14 +23,26 @@ SRIOV = str(VENV_BIN / "sriov")
 
 
 def sriov(
-    node: Node, nic: FakeNic, command: str, conf: dict[str, Any], cid: str, netns: str = "",
-    ifname: str = "net1", env: dict[str, str] | None = None,
+    node: Node,
+    nic: FakeNic,
+    command: str,
+    conf: dict[str, Any],
+    cid: str,
+    netns: str = "",
+    ifname: str = "net1",
+    env: dict[str, str] | None = None,
 ) -> CniCall:
     """The delegate called directly, as multus (or any runtime) calls it."""
     base = {"cniVersion": "1.1.0", "name": "msr-direct", "type": "sriov"}
     return run_multus(
-        command, {**base, **conf}, container_id=cid, netns=netns, ifname=ifname,
-        cni_path=CNI_PATH, executable=SRIOV, node=node.name,
+        command,
+        {**base, **conf},
+        container_id=cid,
+        netns=netns,
+        ifname=ifname,
+        cni_path=CNI_PATH,
+        executable=SRIOV,
+        node=node.name,
         extra_env={**nic.env(), **(env or {})},
     )
 
@@ -66,7 +78,10 @@ def test_exhaustion_is_a_clear_error_and_leaks_nothing(node: Node, nic: FakeNic)
     assert third.rc == 1
     doc = third.doc
     assert doc["code"] == 11
-    assert "PF enp2s0 has no free VF (3 VFs: 2 attached to pods; 1 on a DPDK driver (vfio-pci))" in doc["msg"]
+    assert (
+        "PF enp2s0 has no free VF (3 VFs: 2 attached to pods; 1 on a DPDK driver (vfio-pci))"
+        in doc["msg"]
+    )
     assert node.pod_links(pods[2]) == {"lo"}
     assert len(nic.records()) == 2
     leases = [p.name for p in (node.data_dir / "msr-direct").iterdir() if p.name[0].isdigit()]
@@ -77,7 +92,7 @@ def test_exhaustion_is_a_clear_error_and_leaks_nothing(node: Node, nic: FakeNic)
 
 SLOW_IPAM = """#!/bin/sh
 case "$CNI_COMMAND" in
-  ADD) echo $PPID > {marker}; exec sleep 60 ;;
+  ADD) echo "$PPID $$" > {marker}; exec sleep 60 ;;
   VERSION) echo '{{"cniVersion":"1.0.0","supportedVersions":["0.3.1","0.4.0","1.0.0"]}}' ;;
 esac
 exit 0
@@ -96,17 +111,27 @@ def test_kill_9_mid_add_then_del_restores_everything(
     script.write_text(SLOW_IPAM.format(marker=marker))
     script.chmod(0o755)
     vf = {"type": "sriov", "if0": "enp2s0", "vlan": 300, "ipam": {"type": "msrslowipam"}}
-    master = {"type": "bridge", "bridge": node.add_bridge("msrbr2"), "ipam": node.host_local("10.79.0.0/24")}
+    master = {
+        "type": "bridge",
+        "bridge": node.add_bridge("msrbr2"),
+        "ipam": node.host_local("10.79.0.0/24"),
+    }
     conf = node.conf([master, vf], cniVersion="1.0.0", name="msr-kill")
     pod = node.add_pod("msrpod")
     env = {k: v for k, v in os.environ.items() if not k.startswith("CNI_")}
     env |= nic.env() | {
-        "CNI_COMMAND": "ADD", "CNI_CONTAINERID": "killpod", "CNI_NETNS": pod,
-        "CNI_IFNAME": "eth0", "CNI_PATH": f"{CNI_PATH}:{bindir}",
+        "CNI_COMMAND": "ADD",
+        "CNI_CONTAINERID": "killpod",
+        "CNI_NETNS": pod,
+        "CNI_IFNAME": "eth0",
+        "CNI_PATH": f"{CNI_PATH}:{bindir}",
     }
     proc = subprocess.Popen(
         ["ip", "netns", "exec", node.name, str(VENV_BIN / "multus")],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env, start_new_session=True,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        env=env,
+        start_new_session=True,
     )
     assert proc.stdin is not None
     proc.stdin.write(json.dumps(conf).encode())
@@ -115,16 +140,20 @@ def test_kill_9_mid_add_then_del_restores_everything(
     while not marker.exists() and time.monotonic() < deadline:
         time.sleep(0.05)
     assert marker.exists(), "IPAM never started"
-    delegate_pid = int(marker.read_text())
+    delegate_pid, ipam_pid = (int(p) for p in marker.read_text().split())
     assert "net1" in node.pod_links(pod)
     assert nic.vf_state("enp2s0", 0)["vlan"] == 300
     os.kill(delegate_pid, signal.SIGKILL)
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
     proc.stdout.close()  # type: ignore[union-attr]
-    subprocess.run(["pkill", "-9", "-f", f"sleep 60"], check=False)  # noqa: S607 (our own IPAM)
+    os.kill(ipam_pid, signal.SIGKILL)  # the IPAM's sleep, orphaned by the kill
     delete = node.run(
-        "DEL", conf, container_id="killpod", netns=pod, extra_env=nic.env(),
+        "DEL",
+        conf,
+        container_id="killpod",
+        netns=pod,
+        extra_env=nic.env(),
         cni_path=f"{CNI_PATH}:{bindir}",
     )
     assert delete.rc == 0, delete.stdout + delete.stderr
@@ -155,7 +184,9 @@ def test_original_name_taken_keeps_the_vf_under_a_derived_name(node: Node, nic: 
     node.ip("link", "add", "enp12s0f1v1", "type", "bridge")  # someone took the name
     delete = sriov(node, nic, "DEL", conf, "taken", pod)
     assert delete.rc == 0, delete.stdout
-    assert "original name enp12s0f1v1 is taken on the host; keeping it as sriov0c022" in delete.stderr
+    assert (
+        "original name enp12s0f1v1 is taken on the host; keeping it as sriov0c022" in delete.stderr
+    )
     assert nic.host_link("sriov0c022") is not None
     node.ip("link", "del", "enp12s0f1v1")
     node.ip("link", "set", "sriov0c022", "name", "enp12s0f1v1")
@@ -222,8 +253,10 @@ def test_vf_held_outside_our_records_is_refused_with_code_11(node: Node, nic: Fa
         ({"if0": "enp9s9"}, "if0: no SR-IOV PF named enp9s9 on this node (PFs: enp2s0, enp12s0f1)"),
         ({"deviceID": "0000:0c:00.1"}, "deviceID: PCI device 0000:0c:00.1 is not a VF"),
         ({"if0": "enp2s0", "l2enable": True, "ipam": {"type": "host-local"}}, "ipam: l2enable"),
-        ({"if0": "enp2s0", "dpdk": {"kernel_driver": "ixgbevf", "dpdk_driver": "vfio-pci"}},
-         "dpdk: rebinding VF 0 (0000:02:02.2) of enp2s0 to vfio-pci is off on this node"),
+        (
+            {"if0": "enp2s0", "dpdk": {"kernel_driver": "ixgbevf", "dpdk_driver": "vfio-pci"}},
+            "dpdk: rebinding VF 0 (0000:02:02.2) of enp2s0 to vfio-pci is off on this node",
+        ),
     ],
 )
 def test_bad_conf_is_code_7_naming_the_field_and_leaves_nothing(
@@ -260,7 +293,8 @@ def test_dpdk_vf_is_detected_not_moved_and_reported(node: Node, nic: FakeNic) ->
     assert node.pod_links(pod) == {"lo"}
     info = json.loads((nic.devinfo_dir / "sriov-dpdk-net1.json").read_text())
     assert info == {
-        "type": "pci", "version": "1.1.0",
+        "type": "pci",
+        "version": "1.1.0",
         "pci": {"pci-address": dpdk_vf.pci, "pf-pci-address": "0000:02:00.0"},
     }
     assert nic.vf_state("enp2s0", 2)["vlan"] == 5
@@ -276,8 +310,15 @@ def test_real_nic_path_on_a_veth_pf_is_a_clear_eopnotsupp_error(node: Node, nic:
     """No simulated NIC: VF settings go to the kernel through pyroute2, and a veth "PF"
     answers EOPNOTSUPP. The ADD fails clearly and gives the VF back."""
     pod = node.add_pod("msrpod")
-    call = sriov(node, nic, "ADD", {"if0": "enp12s0f1", "vlan": 210}, "real", pod,
-                 env={"MULTUS_SRIOV_SIM_STATE": ""})
+    call = sriov(
+        node,
+        nic,
+        "ADD",
+        {"if0": "enp12s0f1", "vlan": 210},
+        "real",
+        pod,
+        env={"MULTUS_SRIOV_SIM_STATE": ""},
+    )
     assert call.rc == 1
     assert call.doc["code"] == 5
     assert call.doc["msg"].startswith(
@@ -286,8 +327,9 @@ def test_real_nic_path_on_a_veth_pf_is_a_clear_eopnotsupp_error(node: Node, nic:
     assert node.pod_links(pod) == {"lo"}
     assert nic.host_link("enp12s0f1v0") is not None
     # reading VF info through the same path works (a veth reports no VFs)
-    plain = sriov(node, nic, "ADD", {"if0": "enp12s0f1"}, "real", pod,
-                  env={"MULTUS_SRIOV_SIM_STATE": ""})
+    plain = sriov(
+        node, nic, "ADD", {"if0": "enp12s0f1"}, "real", pod, env={"MULTUS_SRIOV_SIM_STATE": ""}
+    )
     assert plain.rc == 0, plain.stdout
     assert sriov(node, nic, "DEL", {"if0": "enp12s0f1"}, "real", pod).rc == 0
 
@@ -300,11 +342,20 @@ def test_seed_dpdk_binding_only_with_the_nodes_opt_in_and_verified(
     a fake sysfs has no kernel behind it) fails the ADD and is rolled back."""
     vf = nic.pfs[0].vfs[0]
     pod = node.add_pod("msrpod")
-    conf = {"deviceID": vf.pci, "dpdk": {"kernel_driver": "iavf", "dpdk_driver": "vfio-pci",
-                                          "dpdk_tool": "/usr/bin/dpdk-devbind.py"}}
+    conf = {
+        "deviceID": vf.pci,
+        "dpdk": {
+            "kernel_driver": "iavf",
+            "dpdk_driver": "vfio-pci",
+            "dpdk_tool": "/usr/bin/dpdk-devbind.py",
+        },
+    }
     call = sriov(node, nic, "ADD", conf, "bind", pod, env={"MULTUS_SRIOV_DPDK_BIND": "allow"})
     assert call.rc == 1 and call.doc["code"] == 5
-    assert call.doc["msg"] == f"dpdk: VF 0 ({vf.pci}) of enp12s0f1 is on driver iavf after binding it to vfio-pci"
+    assert (
+        call.doc["msg"]
+        == f"dpdk: VF 0 ({vf.pci}) of enp12s0f1 is on driver iavf after binding it to vfio-pci"
+    )
     pci_dir = nic.root / "sys" / "bus" / "pci"
     assert (pci_dir / "drivers_probe").read_text() == vf.pci
     assert (pci_dir / "drivers" / "iavf" / "unbind").read_text() == vf.pci

@@ -21,7 +21,9 @@ from multus_sriov.podresources import PodResources, PodResourcesError
 
 def _api_messages() -> dict[str, Any]:
     """k8s.io/kubelet/pkg/apis/podresources/v1/api.proto, the messages we read."""
-    proto = descriptor_pb2.FileDescriptorProto(name=f"podresources-{uuid.uuid4().hex}.proto", package="v1")
+    proto = descriptor_pb2.FileDescriptorProto(
+        name=f"podresources-{uuid.uuid4().hex}.proto", package="v1"
+    )
     string, message, int64 = (
         descriptor_pb2.FieldDescriptorProto.TYPE_STRING,
         descriptor_pb2.FieldDescriptorProto.TYPE_MESSAGE,
@@ -38,34 +40,82 @@ def _api_messages() -> dict[str, Any]:
                 field.type_name = type_name
 
     add("TopologyInfo")
-    add("ContainerDevices", ("resource_name", 1, string, optional, ""),
-        ("device_ids", 2, string, repeated, ""), ("topology", 3, message, optional, ".v1.TopologyInfo"))
-    add("ContainerResources", ("name", 1, string, optional, ""),
-        ("devices", 2, message, repeated, ".v1.ContainerDevices"), ("cpu_ids", 3, int64, repeated, ""))
-    add("PodResources", ("name", 1, string, optional, ""), ("namespace", 2, string, optional, ""),
-        ("containers", 3, message, repeated, ".v1.ContainerResources"))
+    add(
+        "ContainerDevices",
+        ("resource_name", 1, string, optional, ""),
+        ("device_ids", 2, string, repeated, ""),
+        ("topology", 3, message, optional, ".v1.TopologyInfo"),
+    )
+    add(
+        "ContainerResources",
+        ("name", 1, string, optional, ""),
+        ("devices", 2, message, repeated, ".v1.ContainerDevices"),
+        ("cpu_ids", 3, int64, repeated, ""),
+    )
+    add(
+        "PodResources",
+        ("name", 1, string, optional, ""),
+        ("namespace", 2, string, optional, ""),
+        ("containers", 3, message, repeated, ".v1.ContainerResources"),
+    )
     add("ListPodResourcesResponse", ("pod_resources", 1, message, repeated, ".v1.PodResources"))
-    add("GetPodResourcesRequest", ("pod_name", 1, string, optional, ""),
-        ("pod_namespace", 2, string, optional, ""))
+    add(
+        "GetPodResourcesRequest",
+        ("pod_name", 1, string, optional, ""),
+        ("pod_namespace", 2, string, optional, ""),
+    )
     add("GetPodResourcesResponse", ("pod_resources", 1, message, optional, ".v1.PodResources"))
     pool = descriptor_pool.DescriptorPool()
     pool.Add(proto)
-    names = ("PodResources", "ListPodResourcesResponse", "GetPodResourcesRequest",
-             "GetPodResourcesResponse")
-    return {n: message_factory.GetMessageClass(pool.FindMessageTypeByName(f"v1.{n}")) for n in names}
+    names = (
+        "PodResources",
+        "ListPodResourcesResponse",
+        "GetPodResourcesRequest",
+        "GetPodResourcesResponse",
+    )
+    return {
+        n: message_factory.GetMessageClass(pool.FindMessageTypeByName(f"v1.{n}")) for n in names
+    }
 
 
 MSG = _api_messages()
 PODS = [
-    {"name": "other", "namespace": "default", "containers": [
-        {"name": "c", "devices": [{"resource_name": "intel.com/vf", "device_ids": ["0000:0c:02.0"]}]}]},
-    {"name": "vfpod", "namespace": "team", "containers": [
-        {"name": "sidecar", "devices": [
-            {"resource_name": "intel.com/vf", "device_ids": ["0000:0c:02.7", "0000:0c:02.3"]}]},
-        {"name": "app", "cpu_ids": [2, 3], "devices": [
-            {"resource_name": "intel.com/vf", "device_ids": ["0000:0c:02.5", "0000:0c:02.1"]},
-            {"resource_name": "nvidia.com/gpu", "device_ids": ["GPU-1"]}]},
-    ]},
+    {
+        "name": "other",
+        "namespace": "default",
+        "containers": [
+            {
+                "name": "c",
+                "devices": [{"resource_name": "intel.com/vf", "device_ids": ["0000:0c:02.0"]}],
+            }
+        ],
+    },
+    {
+        "name": "vfpod",
+        "namespace": "team",
+        "containers": [
+            {
+                "name": "sidecar",
+                "devices": [
+                    {
+                        "resource_name": "intel.com/vf",
+                        "device_ids": ["0000:0c:02.7", "0000:0c:02.3"],
+                    }
+                ],
+            },
+            {
+                "name": "app",
+                "cpu_ids": [2, 3],
+                "devices": [
+                    {
+                        "resource_name": "intel.com/vf",
+                        "device_ids": ["0000:0c:02.5", "0000:0c:02.1"],
+                    },
+                    {"resource_name": "nvidia.com/gpu", "device_ids": ["GPU-1"]},
+                ],
+            },
+        ],
+    },
 ]
 
 
@@ -84,8 +134,14 @@ def kubelet(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
         req = MSG["GetPodResourcesRequest"].FromString(raw)
         for doc in PODS:
             if (doc["namespace"], doc["name"]) == (req.pod_namespace, req.pod_name):
-                return bytes(MSG["GetPodResourcesResponse"](pod_resources=_pod_message(doc)).SerializeToString())
-        context.abort(grpc.StatusCode.NOT_FOUND, f"pod {req.pod_namespace}/{req.pod_name} not found")
+                return bytes(
+                    MSG["GetPodResourcesResponse"](
+                        pod_resources=_pod_message(doc)
+                    ).SerializeToString()
+                )
+        context.abort(
+            grpc.StatusCode.NOT_FOUND, f"pod {req.pod_namespace}/{req.pod_name} not found"
+        )
         return b""
 
     def listing(raw: bytes, context: grpc.ServicerContext) -> bytes:
@@ -95,7 +151,9 @@ def kubelet(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     handlers = {"List": grpc.unary_unary_rpc_method_handler(listing)}
     if request.param == "Get":
         handlers["Get"] = grpc.unary_unary_rpc_method_handler(get)
-    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler("v1.PodResourcesLister", handlers),))
+    server.add_generic_rpc_handlers(
+        (grpc.method_handlers_generic_handler("v1.PodResourcesLister", handlers),)
+    )
     server.add_insecure_port(f"unix://{sock}")
     server.start()
     try:
@@ -135,5 +193,7 @@ def test_networks_sharing_a_resource_get_devices_in_multus_order(kubelet: str) -
 
 
 def test_kubelet_unreachable_is_a_clear_error(tmp_path: Path) -> None:
-    with pytest.raises(PodResourcesError, match="kubelet PodResources at .*: Get team/vfpod: UNAVAILABLE"):
+    with pytest.raises(
+        PodResourcesError, match=r"kubelet PodResources at .*: Get team/vfpod: UNAVAILABLE"
+    ):
         PodResources(str(tmp_path / "absent.sock"), timeout=1).allocations(POD)

@@ -92,7 +92,11 @@ def test_del_restores_mac_mtu_and_vf_settings(node: Node, nic: FakeNic) -> None:
         "max_tx_rate": 100,
         "ipam": node.host_local("10.77.0.0/24"),
     }
-    master = {"type": "bridge", "bridge": node.add_bridge("msrbr1"), "ipam": node.host_local("10.78.0.0/24")}
+    master = {
+        "type": "bridge",
+        "bridge": node.add_bridge("msrbr1"),
+        "ipam": node.host_local("10.78.0.0/24"),
+    }
     conf = node.conf([master, vf_conf], cniVersion="1.1.0", name="msr-full")
     pod = node.add_pod("msrpod")
     name = nic.pfs[0].vfs[2].netdev
@@ -102,8 +106,14 @@ def test_del_restores_mac_mtu_and_vf_settings(node: Node, nic: FakeNic) -> None:
     assert add.rc == 0, add.stdout + add.stderr
     state = nic.vf_state("enp12s0f1", 2)
     assert state == {
-        "mac": "02:aa:bb:cc:dd:01", "vlan": 100, "vlanQoS": 3, "vlanProto": "802.1Q",
-        "spoofchk": False, "trust": True, "linkState": "enable", "minTxRate": 10,
+        "mac": "02:aa:bb:cc:dd:01",
+        "vlan": 100,
+        "vlanQoS": 3,
+        "vlanProto": "802.1Q",
+        "spoofchk": False,
+        "trust": True,
+        "linkState": "enable",
+        "minTxRate": 10,
         "maxTxRate": 100,
     }
     inside = json.loads(node.pod_ip(pod, "-j", "link", "show", "net1"))[0]
@@ -116,7 +126,10 @@ def test_del_restores_mac_mtu_and_vf_settings(node: Node, nic: FakeNic) -> None:
     assert (back["address"], back["mtu"]) == (before["address"], before["mtu"])
     state = nic.vf_state("enp12s0f1", 2)
     assert (state["mac"], state["vlan"], state["spoofchk"], state["trust"]) == (
-        "00:00:00:00:00:00", 0, True, False,
+        "00:00:00:00:00:00",
+        0,
+        True,
+        False,
     )
     assert (state["linkState"], state["minTxRate"], state["maxTxRate"]) == ("auto", 0, 0)
 

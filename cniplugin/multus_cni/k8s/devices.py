@@ -74,7 +74,9 @@ class CheckpointFile:
             doc = cnijson.loads(data)
             entries = doc["Data"]["PodDeviceEntries"] or []
         except (ValueError, KeyError, TypeError):
-            raise CniError(f"kubelet checkpoint {self.path}: not a device-manager checkpoint", code=5) from None
+            raise CniError(
+                f"kubelet checkpoint {self.path}: not a device-manager checkpoint", code=5
+            ) from None
         found: list[tuple[str, str, list[str]]] = []
         for entry in entries if isinstance(entries, list) else []:
             if not isinstance(entry, dict) or entry.get("PodUID") != uid:
@@ -85,8 +87,11 @@ class CheckpointFile:
             else:
                 flat = list(ids or [])
             found.append(
-                (str(entry.get("ContainerName", "")), str(entry.get("ResourceName", "")),
-                 [str(d) for d in flat])
+                (
+                    str(entry.get("ContainerName", "")),
+                    str(entry.get("ResourceName", "")),
+                    [str(d) for d in flat],
+                )
             )
         return found
 
@@ -234,7 +239,9 @@ class PodDevices:
             if not isinstance(result, dict):
                 continue
             driver, pool, device_name = (
-                str(result.get("driver")), str(result.get("pool")), str(result.get("device"))
+                str(result.get("driver")),
+                str(result.get("pool")),
+                str(result.get("device")),
             )
             label = f"{where} device {device_name} (driver {driver}, pool {pool})"
             device = next(
