@@ -55,6 +55,7 @@ bench: venv plugins bytecode
 	$(BIN)/python -m tests.bench.bench_cycle
 	$(BIN)/python -m tests.bench.bench_k8s
 	$(BIN)/python -m tests.bench.bench_operator
+	$(BIN)/python -m tests.bench.bench_sriov
 
 # Regenerate crds/ from the multus_api models (a test fails when they drift).
 crds: venv

@@ -18,9 +18,19 @@ import time
 from pathlib import Path
 from typing import Any
 
-from multusctl.demo import NODE_NS, PF_NAME, POD_NS, SEED_CONF, VF_NAME, find_multus, stand_in_conf
+from multusctl.demo import (
+    NODE_NS,
+    POD_NS,
+    SEED_CONF,
+    find_multus,
+    simulated_nic,
+    sriov_env,
+    stand_in_conf,
+)
 
-CNI_PATH = "/usr/lib/cni"
+BIN = str(Path(sys.executable).parent)  # our sriov delegate, as `make demo` runs it
+CNI_PATH = f"/usr/lib/cni:{BIN}"
+SRIOV_ENV: dict[str, str] = {}
 
 
 def _env(command: str, ifname: str) -> dict[str, str]:
@@ -33,7 +43,7 @@ def _env(command: str, ifname: str) -> dict[str, str]:
         "CNI_PATH": CNI_PATH,
         "CNI_ARGS": "IgnoreUnknown=1",
     }
-    return env
+    return env | SRIOV_ENV
 
 
 def _run(argv: list[str], stdin: bytes, env: dict[str, str]) -> None:
@@ -53,7 +63,8 @@ def direct_calls(conf: dict[str, Any]) -> list[tuple[str, str, bytes]]:
             ifname = f"net{net_index}"
             net_index += 1
         stdin = {"cniVersion": conf["cniVersion"], "name": f"{conf['name']}-{index}", **delegate}
-        calls.append((f"{CNI_PATH}/{delegate['type']}", ifname, json.dumps(stdin).encode()))
+        where = BIN if delegate["type"] == "sriov" else "/usr/lib/cni"
+        calls.append((f"{where}/{delegate['type']}", ifname, json.dumps(stdin).encode()))
     return calls
 
 
@@ -77,6 +88,8 @@ def cycle_multus(multus: str, conf: dict[str, Any]) -> float:
 def inner(runs: int) -> None:
     work = Path(tempfile.mkdtemp(prefix="multus-bench-"))
     conf, _ = stand_in_conf(json.loads(SEED_CONF.read_text()), work)
+    simulated_nic(work)
+    SRIOV_ENV.update(sriov_env(work))
     multus = find_multus()
     calls = direct_calls(conf)
     for _ in range(3):  # warm caches (page cache, VERSION cache) on both sides
@@ -129,11 +142,6 @@ def main() -> None:
     try:
         subprocess.run(["ip", "netns", "add", NODE_NS], check=True)
         subprocess.run(["ip", "netns", "add", POD_NS], check=True)
-        node = ["ip", "-n", NODE_NS]
-        subprocess.run(
-            [*node, "link", "add", PF_NAME, "type", "veth", "peer", "name", VF_NAME], check=True
-        )
-        subprocess.run([*node, "link", "set", PF_NAME, "up"], check=True)
         cmd = [
             "ip",
             "netns",
