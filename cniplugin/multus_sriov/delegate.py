@@ -18,7 +18,7 @@ import os
 import time
 
 from multus_cni import cnijson, results
-from multus_cni.environ import check_netns
+from multus_cni.netns import check_netns, netns_for_del
 from multus_cni.errors import (
     CniError,
     ContainerUnknown,
@@ -574,7 +574,8 @@ class Sriov:
             current = self.allocs.load(str(record["pciAddress"]))
             if current is None or current.get("containerId") != self.env.container_id:
                 return  # a concurrent DEL finished it
-            failures = self._release(current, self.env.netns)
+            # an unmounted or host netns path is no pod's: look for the VF on the host
+            failures = self._release(current, netns_for_del(self.env.netns))
         finally:
             lock.release()
         if failures:
