@@ -18,7 +18,6 @@ import os
 import time
 
 from multus_cni import cnijson, results
-from multus_cni.netns import check_netns, netns_for_del
 from multus_cni.errors import (
     CniError,
     ContainerUnknown,
@@ -28,6 +27,7 @@ from multus_cni.errors import (
 )
 from multus_cni.fsutil import ensure_dir, remove, write_atomic
 from multus_cni.logs import log
+from multus_cni.netns import check_netns, netns_for_del
 
 from . import config, ipam
 from .allocation import Allocations, Lock, is_stale, netns_id
