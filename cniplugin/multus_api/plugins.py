@@ -136,7 +136,7 @@ class SriovConf(PluginConf):
     l2enable: bool | None = Field(default=None, description="Seed: no IPAM, layer 2 only.")
     dpdk: SriovDpdk | None = None
     deviceID: str | None = Field(default=None, description="PCI address of the VF.")
-    vlan: int | None = Field(default=None, ge=0, le=4095)
+    vlan: int | None = Field(default=None, ge=0, le=4094)  # 4095 is reserved (sriov-cni)
     vlanQoS: int | None = Field(default=None, ge=0, le=7)
     vlanProto: Literal["802.1q", "802.1Q", "802.1ad", "802.1AD"] | None = None
     mac: str | None = Field(default=None, pattern=_MAC)
@@ -214,6 +214,7 @@ PLUGIN_MODELS: dict[str, type[PluginConf]] = {
     "ptp": PtpConf,
     "host-device": HostDeviceConf,
     "sriov": SriovConf,
+    "multus-sriov": SriovConf,  # ours under the name that never collides (README: SR-IOV)
     "flannel": FlannelConf,
     "calico": CalicoConf,
     "weave-net": WeaveNetConf,

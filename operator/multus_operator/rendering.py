@@ -24,6 +24,7 @@ COMPONENT_LABEL = "app.kubernetes.io/component"
 COMPONENT = "multus-node-config"
 MAX_NAME = 253
 MAX_DATA_BYTES = 1024 * 1024  # the API server refuses a ConfigMap whose data is larger
+SRIOV_TYPES = ("sriov", "multus-sriov")  # the SR-IOV delegate under either of its names
 
 
 @dataclasses.dataclass(frozen=True)
@@ -44,7 +45,7 @@ class NetworkView:
 
     @property
     def is_sriov(self) -> bool:
-        return any(c.get("type") == "sriov" for c in self.confs)
+        return any(c.get("type") in SRIOV_TYPES for c in self.confs)
 
 
 def configmap_name(node: str) -> str:
@@ -69,7 +70,7 @@ def _short_hash(text: str) -> str:
 def usable_on(network: NetworkView, inventory: SriovInventory | None) -> str | None:
     """None if the network can attach pods on a node with this inventory, else why not."""
     for conf in network.confs:
-        if conf.get("type") != "sriov":
+        if conf.get("type") not in SRIOV_TYPES:
             continue
         pfs = inventory.pfs if inventory is not None else []
         pf_name, device = conf.get("if0"), conf.get("deviceID")

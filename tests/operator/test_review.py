@@ -139,6 +139,7 @@ def test_condition_message_fits_the_crd(conf: dict[str, object]) -> None:
 
 
 def _huge_inventory(vfs: int) -> dict[str, Any]:
+    """~124 bytes per VF rendered: 10,000 VFs are over the 1 MiB limit."""
     return {
         "pfs": [
             {
@@ -172,7 +173,7 @@ async def test_rendering_over_1mib_keeps_the_last_good_one(
     async with running(client.url) as op:
         await settled(op)
         good = (await client.configmap("node1"))["data"]
-        await client.patch(f"{NODESTATES}/node1/status", {"status": _huge_inventory(8000)})
+        await client.patch(f"{NODESTATES}/node1/status", {"status": _huge_inventory(10000)})
 
         async def reported() -> list[tuple[str, str]]:
             events = await client.get(f"/api/v1/namespaces/{NAMESPACE}/events")
@@ -185,7 +186,7 @@ async def test_rendering_over_1mib_keeps_the_last_good_one(
         await settled(op)
         assert (await client.configmap("node1"))["data"] == good
         assert len(await reported()) == 1
-        assert op.reconciler.oversized == {"node1": pytest.approx(1_230_000, rel=0.1)}
+        assert op.reconciler.oversized == {"node1": pytest.approx(1_238_000, rel=0.1)}
         await client.patch(f"{NODESTATES}/node1/status", {"status": _huge_inventory(2)})
         await eventually(lambda: "node1" not in op.reconciler.oversized)
         await settled(op)
@@ -197,7 +198,7 @@ def test_multusctl_render_refuses_what_the_operator_would_not_write(
 ) -> None:
     settings, inv = tmp_path / "settings.yaml", tmp_path / "inv.json"
     settings.write_text("mode: thin\n")
-    inv.write_text(json.dumps(_huge_inventory(8000)))
+    inv.write_text(json.dumps(_huge_inventory(10000)))
     argv = ["render", "--settings", str(settings), "--node", "n1", "--inventory", str(inv)]
     assert multusctl(argv) == 1
     assert "over the API's ConfigMap limit of 1048576" in capsys.readouterr().err
