@@ -134,5 +134,27 @@ def test_del_restores_mac_mtu_and_vf_settings(node: Node, nic: FakeNic) -> None:
     assert (state["linkState"], state["minTxRate"], state["maxTxRate"]) == ("auto", 0, 0)
 
 
-def _unused(path: Path) -> None:  # pragma: no cover
-    del path
+def test_type_multus_sriov_is_ours_whatever_sriov_binDir_holds(
+    node: Node, nic: FakeNic, tmp_path: Path
+) -> None:
+    """With the SR-IOV network operator's own `sriov` first in binDir, `multus-sriov`
+    still runs ours."""
+    theirs = tmp_path / "opt-cni-bin"
+    theirs.mkdir()
+    (theirs / "sriov").write_text('#!/bin/sh\necho \'{"code": 7, "msg": "not ours"}\'; exit 1\n')
+    (theirs / "sriov").chmod(0o755)
+    vf = {"type": "multus-sriov", "if0": "enp12s0f1", "vlan": 9}
+    master = {
+        "type": "bridge",
+        "bridge": node.add_bridge("msrbr3"),
+        "ipam": node.host_local("10.80.0.0/24"),
+    }
+    conf = node.conf([master, vf], cniVersion="1.0.0", name="msr-ours", binDir=str(theirs))
+    pod = node.add_pod("msrpod")
+    add = node.run("ADD", conf, container_id="ours", netns=pod, extra_env=nic.env())
+    assert add.rc == 0, add.stdout + add.stderr
+    assert nic.vf_state("enp12s0f1", 0)["vlan"] == 9
+    assert node.run("DEL", conf, container_id="ours", netns=pod, extra_env=nic.env()).rc == 0
+    conf["delegates"][1]["type"] = "sriov"
+    theirs_run = node.run("ADD", conf, container_id="theirs", netns=pod, extra_env=nic.env())
+    assert theirs_run.rc == 1 and "not ours" in theirs_run.doc["msg"]
