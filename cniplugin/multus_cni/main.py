@@ -20,6 +20,7 @@ from .plan import assign_ifnames
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from typing import Any
 
     from .environ import CniEnv
@@ -113,7 +114,9 @@ def _serve(env: CniEnv, conf: MultusConf) -> dict[str, Any] | None:
     return None
 
 
-def main() -> None:
+def serve(handle: Callable[[bytes], tuple[int, dict[str, Any] | None]]) -> None:
+    """The process around one CNI call: stdin in, one JSON document out, exit code; shared
+    by every plugin executable of ours (`multus`, `sriov`)."""
     try:
         data = (
             b""
@@ -122,7 +125,7 @@ def main() -> None:
         )
     except OSError:
         data = b""
-    code, document = run(data)
+    code, document = handle(data)
     if document is not None:
         # Every float in it was parsed by cnijson, which refuses non-finite ones.
         sys.stdout.write(cnijson.dumps(document) + "\n")
@@ -131,6 +134,10 @@ def main() -> None:
     # Everything is flushed and every file we wrote is closed and fsynced: skip the
     # interpreter's teardown, a measurable part of a per-pod exec.
     os._exit(code)
+
+
+def main() -> None:
+    serve(run)
 
 
 if __name__ == "__main__":

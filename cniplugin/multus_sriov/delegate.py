@@ -171,26 +171,40 @@ class Sriov:
             )
         lock = self.allocs.vf_lock(pci, VF_LOCK_WAIT)
         try:
-            record = self.allocs.load(pci)
-            if record is not None:
-                if not is_stale(record):
-                    raise TryAgainLater(
-                        f"deviceID: VF {pci} is still attached to container "
-                        f"{record.get('containerId')} as {record.get('ifName')} (netns "
-                        f"{record.get('netns')}): its DEL has not run yet; not taking it"
-                    )
-                self._reclaim(record)
-            if not vf.dpdk and self._host_netdev(vf) is None:
-                raise TryAgainLater(
-                    f"deviceID: VF {pci} has no netdev in the host network namespace: another "
-                    "pod or plugin still holds it; not taking it"
-                )
-            record = self._new_record(vf, conf)
-            self.allocs.save(record)
+            record, holder = self._claim(vf, conf)
         except BaseException:
             lock.release()
             raise
+        if record is None:
+            lock.release()
+            if holder is not None:
+                raise TryAgainLater(
+                    f"deviceID: VF {pci} is still attached to container "
+                    f"{holder.get('containerId')} as {holder.get('ifName')} (netns "
+                    f"{holder.get('netns')}): its DEL has not run yet; not taking it"
+                )
+            raise TryAgainLater(
+                f"deviceID: VF {pci} has no netdev in the host network namespace: another "
+                "pod or plugin still holds it; not taking it"
+            )
         return vf, lock, record
+
+    def _claim(
+        self, vf: Vf, conf: config.SriovConf
+    ) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+        """With the VF's lock held: (its new allocation record, None), or (None, the live
+        record of the pod that holds it), or (None, None) when its netdev is not on the
+        host (a plugin other than us holds it). A stale record is reclaimed first."""
+        record = self.allocs.load(vf.pci)
+        if record is not None:
+            if not is_stale(record):
+                return None, record
+            self._reclaim(record)
+        if not vf.dpdk and self._host_netdev(vf) is None:
+            return None, None
+        record = self._new_record(vf, conf)
+        self.allocs.save(record)
+        return record, None
 
     def _pick_free(self, conf: config.SriovConf) -> tuple[Vf, Lock, dict[str, Any]]:
         pf_pci = self.sysfs.find_pf(conf.if0)
@@ -224,22 +238,15 @@ class Sriov:
                     skipped.setdefault("busy with another ADD or DEL", []).append(vf.pci)
                     continue
                 try:
-                    record = self.allocs.load(vf.pci)
-                    if record is not None and not is_stale(record):
-                        skipped.setdefault("attached to pods", []).append(vf.pci)
-                        lock.release()
-                        continue
-                    if record is not None:
-                        self._reclaim(record)
-                    if not vf.dpdk and self._host_netdev(vf) is None:
-                        skipped.setdefault("without a netdev on the host", []).append(vf.pci)
-                        lock.release()
-                        continue
-                    record = self._new_record(vf, conf)
-                    self.allocs.save(record)
+                    record, holder = self._claim(vf, conf)
                 except BaseException:
                     lock.release()
                     raise
+                if record is None:
+                    lock.release()
+                    why = "attached to pods" if holder else "without a netdev on the host"
+                    skipped.setdefault(why, []).append(vf.pci)
+                    continue
                 return vf, lock, record
         finally:
             pf_lock.release()

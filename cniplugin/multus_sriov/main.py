@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import os
-import sys
 
-from multus_cni import cnijson, versions
+from multus_cni import versions
 from multus_cni.environ import read_env
 from multus_cni.errors import CniError, InvalidConfig
 from multus_cni.logs import log
-from multus_cni.netconf import MAX_CONF_BYTES, check_version, decode
+from multus_cni.main import serve
+from multus_cni.netconf import check_version, decode
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -66,16 +66,7 @@ def run(stdin: bytes, environ: dict[str, str] | None = None) -> tuple[int, dict[
 
 
 def main() -> None:
-    try:
-        data = b"" if sys.stdin is None else sys.stdin.buffer.read(MAX_CONF_BYTES + 1)
-    except OSError:
-        data = b""
-    code, document = run(data)
-    if document is not None:
-        sys.stdout.write(cnijson.dumps(document) + "\n")
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(code)
+    serve(run)
 
 
 if __name__ == "__main__":

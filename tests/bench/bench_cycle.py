@@ -27,6 +27,7 @@ from multusctl.demo import (
     sriov_env,
     stand_in_conf,
 )
+from tests.bench.inside import rerun_inside
 
 BIN = str(Path(sys.executable).parent)  # our sriov delegate, as `make demo` runs it
 CNI_PATH = f"/usr/lib/cni:{BIN}"
@@ -137,27 +138,7 @@ def main() -> None:
     if args.inner:
         inner(args.runs)
         return
-    for ns in (NODE_NS, POD_NS):
-        subprocess.run(["ip", "netns", "del", ns], capture_output=True)
-    try:
-        subprocess.run(["ip", "netns", "add", NODE_NS], check=True)
-        subprocess.run(["ip", "netns", "add", POD_NS], check=True)
-        cmd = [
-            "ip",
-            "netns",
-            "exec",
-            NODE_NS,
-            sys.executable,
-            "-m",
-            "tests.bench.bench_cycle",
-            "--inner",
-            "--runs",
-            str(args.runs),
-        ]
-        subprocess.run(cmd, check=True, cwd=Path(__file__).resolve().parents[2])
-    finally:
-        for ns in (POD_NS, NODE_NS):
-            subprocess.run(["ip", "netns", "del", ns], capture_output=True)
+    rerun_inside("tests.bench.bench_cycle", NODE_NS, POD_NS, ["--runs", str(args.runs)])
     startup_report()
 
 

@@ -22,6 +22,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from tests.bench.inside import rerun_inside
+
 NODE = "msrbench-node"
 POD = "msrbench-pod"
 BIN = Path(sys.executable).parent
@@ -193,27 +195,7 @@ def main() -> None:
     if args.inner:
         cycles(args.runs)
         return
-    for ns in (NODE, POD):
-        subprocess.run(["ip", "netns", "del", ns], capture_output=True)
-    try:
-        subprocess.run(["ip", "netns", "add", NODE], check=True)
-        subprocess.run(["ip", "netns", "add", POD], check=True)
-        cmd = [
-            "ip",
-            "netns",
-            "exec",
-            NODE,
-            sys.executable,
-            "-m",
-            "tests.bench.bench_sriov",
-            "--inner",
-            "--runs",
-            str(args.runs),
-        ]
-        subprocess.run(cmd, check=True, cwd=Path(__file__).resolve().parents[2])
-    finally:
-        for ns in (POD, NODE):
-            subprocess.run(["ip", "netns", "del", ns], capture_output=True)
+    rerun_inside("tests.bench.bench_sriov", NODE, POD, ["--runs", str(args.runs)])
     imports(max(10, args.runs // 2))
     discovery(args.runs)
 
