@@ -307,14 +307,24 @@ class Sriov:
             except VfSettingsError as exc:
                 raise CniError(str(exc), code=5) from None
             original["vf"] = {key: now.get(key, FRESH[key]) for key in conf.wanted}
-        self.allocs.save(record)  # what to restore is on disk before anything changes
+        # What to restore is on disk before anything changes, with what may be done marked
+        # done already: restoring settings never applied, or an IPAM DEL without an ADD,
+        # is harmless, and one write less per ADD (each is two fsyncs).
+        record["vfApplied"] = bool(conf.wanted)
+        record["ipam"] = conf.ipam is not None
+        self.allocs.save(record)
         if conf.wanted:
             try:
                 self.vfs.apply(vf.pf_name, vf.index, conf.wanted)
             except VfSettingsError as exc:
+                # The NIC refused: put back what part of it may have taken, once, here, so
+                # the undo does not fail the same way and keep the VF for ever.
+                try:
+                    self.vfs.apply(vf.pf_name, vf.index, original["vf"])
+                except VfSettingsError as again:
+                    log.error(f"{vf}: restoring its VF settings after a refusal: {again}")
+                record["vfApplied"] = False
                 raise CniError(str(exc), code=5) from None
-            record["vfApplied"] = True
-            self.allocs.save(record)
             if link is not None and "mac" in conf.wanted:
                 link = self._wait_netdev(vf)
         result: dict[str, Any] = {"cniVersion": "1.1.0", "interfaces": [], "ips": [], "dns": {}}
@@ -327,8 +337,6 @@ class Sriov:
             iface["mac"] = self._move_in(link, conf)
         result["interfaces"].append(iface)
         if conf.ipam is not None:
-            record["ipam"] = True
-            self.allocs.save(record)
             got = ipam.add(self.raw, self._ipam_env(), conf.cni_version)
             for ip in got.get("ips") or []:
                 ip["interface"] = 0
@@ -338,13 +346,15 @@ class Sriov:
             if got.get("dns"):
                 result["dns"] = got["dns"]
             if link is not None:
-                pod = self.ns.netlink_in(self._pod_fd())
+                pod_fd = self._pod_fd()
+                pod = self.ns.netlink_in(pod_fd)
                 try:
                     pod_link = pod.link(self.env.ifname)
                     assert pod_link is not None
                     ipam.configure(pod, pod_link.index, result)
                 finally:
                     pod.close()
+                    os.close(pod_fd)
         self._write_device_info(vf, conf)
         return result
 
@@ -610,6 +620,18 @@ class Sriov:
             raise ContainerUnknown(
                 f"CHECK of {self.env.container_id}/{self.env.ifname}: no VF attached"
             )
+        wanted = config.parse(record["conf"]).wanted if isinstance(record.get("conf"), dict) else {}
+        if wanted:
+            try:
+                now = self.vfs.read(str(record["pf"])).get(int(record["vfIndex"]), FRESH)
+            except VfSettingsError as exc:
+                raise CniError(str(exc), code=5) from None
+            drift = {k: now.get(k) for k, v in wanted.items() if now.get(k) != v}
+            if drift:
+                raise CniError(
+                    f"CHECK: VF {record['pciAddress']} settings changed since ADD: "
+                    + ", ".join(f"{k} is {v!r}, ADD set {wanted[k]!r}" for k, v in drift.items())
+                )
         if record.get("dpdk"):
             return
         check_netns(self.env.netns)

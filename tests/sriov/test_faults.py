@@ -361,3 +361,85 @@ def test_seed_dpdk_binding_only_with_the_nodes_opt_in_and_verified(
     assert (pci_dir / "drivers" / "iavf" / "unbind").read_text() == vf.pci
     assert (pci_dir / "devices" / vf.pci / "driver_override").read_text() == "iavf"  # rolled back
     assert node.pod_links(pod) == {"lo"} and nic.records() == []
+
+
+def test_check_sees_vf_settings_drift_and_a_missing_netdev(node: Node, nic: FakeNic) -> None:
+    from multus_sriov.vfsettings import SimVfSettings
+
+    conf = {"if0": "enp12s0f1", "vlan": 30}
+    pod = node.add_pod("msrpod")
+    assert sriov(node, nic, "ADD", conf, "chk", pod).rc == 0
+    assert sriov(node, nic, "CHECK", conf, "chk", pod).rc == 0
+    SimVfSettings(str(nic.sim_state)).apply("enp12s0f1", 0, {"vlan": 31})
+    drift = sriov(node, nic, "CHECK", conf, "chk", pod)
+    assert (
+        drift.rc == 1 and "settings changed since ADD: vlan is 31, ADD set 30" in drift.doc["msg"]
+    )
+    SimVfSettings(str(nic.sim_state)).apply("enp12s0f1", 0, {"vlan": 30})
+    node.pod_ip(pod, "link", "set", "net1", "name", "renamed")
+    gone = sriov(node, nic, "CHECK", conf, "chk", pod)
+    assert gone.rc == 1 and "(net1) is missing from the pod" in gone.doc["msg"]
+    node.pod_ip(pod, "link", "set", "renamed", "name", "net1")
+    assert sriov(node, nic, "DEL", conf, "chk", pod).rc == 0
+    never = sriov(node, nic, "CHECK", conf, "chk", pod)
+    assert never.rc == 1 and never.doc["code"] == 3
+
+
+def test_gc_releases_vfs_of_attachments_no_longer_valid(node: Node, nic: FakeNic) -> None:
+    conf = {"if0": "enp12s0f1", "vlan": 8, "ipam": node.host_local("10.60.0.0/24")}
+    keep, drop = node.add_pod("msrpod"), node.add_pod("msrpod")
+    assert sriov(node, nic, "ADD", conf, "keep", keep).rc == 0
+    assert sriov(node, nic, "ADD", conf, "drop", drop).rc == 0
+    valid = {"cni.dev/valid-attachments": [{"containerID": "keep", "ifname": "net1"}]}
+    gc = sriov(node, nic, "GC", {**conf, **valid}, "", "")
+    assert gc.rc == 0, gc.stdout + gc.stderr
+    assert len(nic.records()) == 1
+    assert nic.vf_state("enp12s0f1", 1)["vlan"] == 0  # the dropped pod's VF
+    leases = [p.name for p in (node.data_dir / "msr-direct").iterdir() if p.name[0].isdigit()]
+    assert len(leases) == 1
+    assert sriov(node, nic, "DEL", conf, "keep", keep).rc == 0
+    assert sriov(node, nic, "DEL", conf, "drop", drop).rc == 0
+
+
+@pytest.mark.parametrize(
+    ("stdin", "env", "code", "text"),
+    [
+        (b"{", {}, 6, "not valid JSON"),
+        (b"", {}, 6, "is empty"),
+        (None, {"CNI_NETNS": "/nonexistent/netns"}, 8, "CNI_NETNS: '/nonexistent/netns'"),
+        (None, {"CNI_IFNAME": "a/b"}, 4, "CNI_IFNAME: 'a/b'"),
+        (b'{"cniVersion": "9.9.9", "type": "sriov"}', {}, 1, "cniVersion: '9.9.9'"),
+    ],
+)
+def test_bad_stdin_and_environment_get_the_spec_codes(
+    node: Node, nic: FakeNic, stdin: bytes | None, env: dict[str, str], code: int, text: str
+) -> None:
+    pod = node.add_pod("msrpod")
+    base = {"cniVersion": "1.1.0", "name": "msr-direct", "type": "sriov", "if0": "enp2s0"}
+    raw = json.dumps(base).encode() if stdin is None else stdin
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("CNI_")} | nic.env()
+    environ |= {
+        "CNI_COMMAND": "ADD",
+        "CNI_CONTAINERID": "bad",
+        "CNI_NETNS": pod,
+        "CNI_IFNAME": "net1",
+        "CNI_PATH": CNI_PATH,
+    } | env
+    proc = subprocess.run(
+        ["ip", "netns", "exec", node.name, SRIOV],
+        input=raw,
+        env=environ,
+        capture_output=True,
+        check=False,
+    )
+    doc = json.loads(proc.stdout)
+    assert proc.returncode == 1 and doc["code"] == code and text in doc["msg"], doc
+    assert nic.records() == [] and node.pod_links(pod) == {"lo"}
+
+
+def test_version_answers_without_a_conf(node: Node, nic: FakeNic) -> None:
+    proc = subprocess.run(
+        [SRIOV], input=b"garbage", env={"CNI_COMMAND": "VERSION"}, capture_output=True, check=True
+    )
+    doc = json.loads(proc.stdout)
+    assert doc["supportedVersions"][-1] == "1.1.0" and "0.3.1" in doc["supportedVersions"]
