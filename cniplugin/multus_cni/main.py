@@ -34,10 +34,7 @@ def run(stdin: bytes, environ: dict[str, str] | None = None) -> tuple[int, dict[
     try:
         env = read_env(environ)
         if env.command == "VERSION":
-            return 0, {
-                "cniVersion": versions.LATEST,
-                "supportedVersions": list(versions.SUPPORTED_VERSIONS),
-            }
+            return 0, versions.version_answer()
         # DEL must work from the record whatever the conf says now (see lenient_conf).
         conf = lenient_conf(stdin) if env.command == "DEL" else parse_conf(stdin, resolve=False)
         out_version = conf.cni_version

@@ -8,6 +8,11 @@ LATEST = SUPPORTED_VERSIONS[-1]
 DEFAULT_VERSION = "0.3.1"
 
 
+def version_answer() -> dict[str, object]:
+    """What a plugin of ours prints for VERSION."""
+    return {"cniVersion": LATEST, "supportedVersions": list(SUPPORTED_VERSIONS)}
+
+
 def parse(version: str) -> tuple[int, int, int]:
     """`"1.0.0"` -> `(1, 0, 0)`; raises ValueError on anything else."""
     parts = version.split(".")

@@ -170,13 +170,8 @@ class Sriov:
                 f"deviceID: VF {pci} belongs to PF {vf.pf_name or vf.pf_pci}, not if0 {conf.if0}"
             )
         lock = self.allocs.vf_lock(pci, VF_LOCK_WAIT)
-        try:
-            record, holder = self._claim(vf, conf)
-        except BaseException:
-            lock.release()
-            raise
+        record, holder = self._claim(vf, conf, lock)
         if record is None:
-            lock.release()
             if holder is not None:
                 raise TryAgainLater(
                     f"deviceID: VF {pci} is still attached to container "
@@ -190,11 +185,24 @@ class Sriov:
         return vf, lock, record
 
     def _claim(
-        self, vf: Vf, conf: config.SriovConf
+        self, vf: Vf, conf: config.SriovConf, lock: Lock
     ) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
         """With the VF's lock held: (its new allocation record, None), or (None, the live
         record of the pod that holds it), or (None, None) when its netdev is not on the
-        host (a plugin other than us holds it). A stale record is reclaimed first."""
+        host (a plugin other than us holds it); the lock is released unless claimed. A
+        stale record is reclaimed first."""
+        try:
+            record, holder = self._claim_locked(vf, conf)
+        except BaseException:
+            lock.release()
+            raise
+        if record is None:
+            lock.release()
+        return record, holder
+
+    def _claim_locked(
+        self, vf: Vf, conf: config.SriovConf
+    ) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
         record = self.allocs.load(vf.pci)
         if record is not None:
             if not is_stale(record):
@@ -237,13 +245,8 @@ class Sriov:
                 if not lock.acquire(0):
                     skipped.setdefault("busy with another ADD or DEL", []).append(vf.pci)
                     continue
-                try:
-                    record, holder = self._claim(vf, conf)
-                except BaseException:
-                    lock.release()
-                    raise
+                record, holder = self._claim(vf, conf, lock)
                 if record is None:
-                    lock.release()
                     why = "attached to pods" if holder else "without a netdev on the host"
                     skipped.setdefault(why, []).append(vf.pci)
                     continue

@@ -22,10 +22,7 @@ def run(stdin: bytes, environ: dict[str, str] | None = None) -> tuple[int, dict[
     try:
         env = read_env(env_map)
         if env.command == "VERSION":
-            return 0, {
-                "cniVersion": versions.LATEST,
-                "supportedVersions": list(versions.SUPPORTED_VERSIONS),
-            }
+            return 0, versions.version_answer()
         raw = decode(stdin)
         out_version = check_version(raw.get("cniVersion", versions.DEFAULT_VERSION), "")
         if raw.get("type") not in (None, "sriov", "multus-sriov"):
