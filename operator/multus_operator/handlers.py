@@ -1,232 +1,275 @@
-"""The kopf side of the operator: watch handlers, admission, login, probes.
+"""The operator assembled, and run by kopf: login, startup, graceful stop.
 
-Handlers stay thin: they hand what they see to the `Reconciler` (which writes) or,
-for admission, run the same checks as the status conditions and refuse with the
-same message.
+kopf is the runtime (signals, login and re-login, the startup and cleanup
+activities); the operator's own watches (`watching.py`) feed its state, so each
+watch is exactly as wide as it must be (our namespace and label for ConfigMaps),
+an API error never ends it, and nothing is logged per watch event. kopf's own
+per-object machinery (finalizers, progress annotations, peering, posting) is not
+used, and its CRD scanning is off: it makes only discovery requests.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import logging
-import os
-import socket
+from collections.abc import Coroutine
 from typing import Any
 
 import kopf
 
-from . import metrics, validation
-from .kubeapi import KubeApi
+from . import metrics, rendering, validation
+from .config import OperatorConfig
+from .events import EventPoster
+from .health import ApiHealth
+from .kubeapi import ApiError, KubeApi
 from .leadership import LeaderElector
-from .reconciling import NADS, NETWORKS, NODESTATES, Reconciler
+from .netstatus import NetworkStatus
+from .nodeconfig import NodeConfigs
+from .reconciling import Reconciler
+from .resources import CONFIGMAPS, NADS, NETWORKS, NODES, NODESTATES
+from .state import ClusterState
+from .view import OperatorView
+from .watching import Watch
+from .webhook import TlsFiles, WebhookServer
+from .webhookconfig import WebhookConfigManager
 
 logger = logging.getLogger("multus_operator")
-DOMAIN = "multus.cni.cncf.io"
-ADMITTED: tuple[kopf.Operation, ...] = ("CREATE", "UPDATE")  # what the webhook judges
-
-
-@dataclasses.dataclass
-class OperatorConfig:
-    """How to run; `connection` overrides kubeconfig/in-cluster login (tests, tools)."""
-
-    namespace: str = dataclasses.field(
-        default_factory=lambda: os.environ.get("MULTUS_NAMESPACE") or "kube-system"
-    )
-    connection: kopf.ConnectionInfo | None = None
-    debounce: float = 0.2
-    concurrency: int = 16
-    webhook_port: int | None = None  # None: no admission webhook
-    webhook_addr: str | None = None
-    webhook_host: str | None = None
-    webhook_certfile: str | None = None
-    webhook_pkeyfile: str | None = None
-    webhook_managed: str | None = None  # ValidatingWebhookConfiguration kopf keeps in sync
-    metrics_port: int | None = None
-    metrics_addr: str = "0.0.0.0"
-    leader_election: bool = False  # one writer among replicas, by a Lease
-    identity: str = dataclasses.field(
-        default_factory=lambda: (
-            os.environ.get("POD_NAME") or f"{socket.gethostname()}-{os.getpid()}"
-        )
-    )
-    lease_duration: float = 15.0
-    lease_renew: float = 5.0
 
 
 class Operator:
-    """One operator instance: its registry, its reconciler, its API client."""
+    """One operator replica: its state, its API client, its tasks, kopf's registry."""
 
     def __init__(self, config: OperatorConfig) -> None:
         self.config = config
-        self.reconciler = Reconciler(
-            config.namespace, debounce=config.debounce, concurrency=config.concurrency
-        )
+        self.health = ApiHealth()
+        self.state = ClusterState(config.namespace)
         self.api: KubeApi | None = None
+        self.nodes: NodeConfigs | None = None
+        self.networks: NetworkStatus | None = None
+        self.reconciler: Reconciler | None = None
         self.elector: LeaderElector | None = None
+        self.watches: list[Watch] = []
+        self.webhook: WebhookServer | None = None
+        self.webhook_config: WebhookConfigManager | None = None
+        self.started = asyncio.Event()  # connected, every part built
+        self.synced = asyncio.Event()  # every watch listed once, NAD /status looked for
+        self.http_started = asyncio.Event()
+        self._nad_status_known = asyncio.Event()
+        self._settings: kopf.OperatorSettings | None = None
         self._connected: asyncio.Future[kopf.ConnectionInfo] | None = None
-        self._tasks: list[asyncio.Task[None]] = []
+        self._tasks: list[asyncio.Task[Any]] = []
+        self._reconciling: asyncio.Task[Any] | None = None
+        self._killed = False
+        if config.webhook is not None:
+            self.webhook = WebhookServer(
+                config.webhook.addr,
+                config.webhook.port,
+                TlsFiles(config.webhook.tls_dir),
+                check_every=config.webhook.tls_check_every,
+            )
         self.registry = self._build_registry()
+
+    # --- what the probes and metrics see ----------------------------------------------
+
+    def view(self) -> OperatorView:
+        state, nodes, networks, rec = self.state, self.nodes, self.networks, self.reconciler
+        valid = sum(1 for r in state.networks.values() if r.report.valid)
+        cond = nodes.settings_condition if nodes is not None else None
+        webhook = None
+        if self.webhook is not None:
+            webhook = "serving" if self.webhook.serving.is_set() else "not serving yet"
+        return OperatorView(
+            synced=self.synced.is_set(),
+            leading=self.elector.leading.is_set() if self.elector is not None else None,
+            api_failing=self.health.failing,
+            not_served=tuple(sorted(self.health.absent)),
+            webhook=webhook,
+            settings=(
+                {"status": cond.status, "reason": cond.reason, "message": cond.message}
+                if cond is not None
+                else {"status": "Unknown", "reason": "NotRead", "message": "not connected"}
+            ),
+            nodes=len(state.nodes),
+            networks_valid=valid,
+            networks_invalid=len(state.networks) - valid,
+            nad_validity="status" if state.nad_has_status else "annotation",
+            oversized=dict(nodes.oversized) if nodes is not None else {},
+            retrying=rec.retrying if rec is not None else 0,
+            passes=rec.passes if rec is not None else 0,
+            last_pass_seconds=rec.last_pass_seconds if rec is not None else 0.0,
+            writes=dict(self.api.writes) if self.api is not None else {},
+            api_errors=dict(self.api.errors) if self.api is not None else {},
+            reviews=dict(self.webhook.reviews) if self.webhook is not None else {},
+        )
+
+    # --- login ------------------------------------------------------------------------
 
     def _connection_future(self) -> asyncio.Future[kopf.ConnectionInfo]:
         if self._connected is None:
             self._connected = asyncio.get_running_loop().create_future()
         return self._connected
 
-    async def _run_reconciler(self) -> None:
+    async def login(self, **kwargs: Any) -> kopf.ConnectionInfo:
+        """Credentials: the configured connection (tests, tools), else the `kubernetes`
+        package's: in-cluster service account, else $KUBECONFIG with everything it can
+        hold (exec plugins, auth providers, client certificates)."""
+        if self.config.connection is not None:
+            return self.config.connection
+        kwargs.setdefault("logger", logger)
+        if self._settings is not None:
+            kwargs.setdefault("settings", self._settings)
+        info = await asyncio.to_thread(lambda: kopf.login_via_client(**kwargs))
+        if info is None:
+            raise kopf.LoginError("the `kubernetes` package is not installed")
+        return info
+
+    # --- running ----------------------------------------------------------------------
+
+    def _spawn(self, coro: Coroutine[Any, Any, Any], name: str) -> asyncio.Task[Any]:
+        task = asyncio.create_task(coro, name=name)
+        task.add_done_callback(_log_crash)
+        self._tasks.append(task)
+        return task
+
+    async def _run(self) -> None:
+        config = self.config
         info = await self._connection_future()
-        self.api = KubeApi(info)
-        elector_task = None
+        api = self.api = KubeApi(info, health=self.health, relogin=self.login)
+        events = EventPoster(api, config.namespace)
+        self.nodes = NodeConfigs(self.state, api, events)
+        self.networks = NetworkStatus(self.state, api, events)
+        self.reconciler = Reconciler(
+            self.state,
+            self.nodes,
+            self.networks,
+            debounce=config.debounce,
+            concurrency=config.concurrency,
+        )
+        state, ns = self.state, config.namespace
+        node_configs = f"{rendering.COMPONENT_LABEL}={rendering.COMPONENT}"
+        settings_cm = f"metadata.name={validation.SETTINGS_CONFIGMAP}"
+        self.watches = [
+            Watch(api, NODES, state.on_node),
+            Watch(api, NODESTATES, state.on_nodestate),
+            Watch(api, NETWORKS, state.on_network),
+            Watch(api, NADS, state.on_network),
+            Watch(api, CONFIGMAPS, state.on_configmap, namespace=ns, label_selector=node_configs),
+            Watch(api, CONFIGMAPS, state.on_settings, namespace=ns, field_selector=settings_cm),
+        ]
+        for watch in self.watches:
+            self._spawn(watch.run(), f"watch {watch.name}")
+        self._spawn(self._look_for_nad_status(api), "NAD /status detection")
         leader = None
-        if self.config.leader_election:
+        if config.leader_election:
             self.elector = LeaderElector(
-                self.config.namespace,
-                self.config.identity,
-                duration=self.config.lease_duration,
-                renew_every=self.config.lease_renew,
+                api,
+                ns,
+                config.identity,
+                name=config.lease_name,
+                duration=config.lease_duration,
+                renew_every=config.lease_renew,
             )
             leader = self.elector.leading
-            elector_task = asyncio.create_task(self.elector.run(self.api))
-        try:
-            await self.reconciler.run(self.api, leader=leader)
-        finally:
-            if elector_task is not None:
-                elector_task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await elector_task
+            self._spawn(self.elector.run(), "leader election")
+        if self.webhook is not None and config.webhook is not None and config.webhook.managed:
+            self.webhook_config = WebhookConfigManager(
+                api, config.webhook, ns, self.webhook, pod_ip=config.pod_ip, leader=leader
+            )
+            self._spawn(self.webhook_config.run(), "webhook configuration")
+        self.started.set()
+        await asyncio.gather(*(w.synced.wait() for w in self.watches))
+        await self._nad_status_known.wait()
+        self.synced.set()
+        logger.info(
+            "watching %d nodes, %d network objects; %s",
+            len(state.nodes),
+            len(state.networks),
+            "NAD validity in status" if state.nad_has_status else "NAD validity in an annotation",
+        )
+        self._reconciling = self._spawn(self.reconciler.run(leader), "reconciler")
+
+    async def _look_for_nad_status(self, api: KubeApi) -> None:
+        """Whether the installed NAD CRD has the status subresource: at start, and again
+        every so often (Helm leaves an existing CRD alone; an upgrade may add it)."""
+        delay = 1.0
+        while True:
+            try:
+                served = await api.discover(NADS.group, NADS.version)
+            except ApiError as exc:
+                await asyncio.sleep(max(delay, exc.retry_after or 0.0))
+                delay = min(delay * 2, 60.0)
+                continue
+            delay = 1.0
+            has = served is not None and f"{NADS.plural}/status" in served
+            if has != self.state.nad_has_status:
+                self.state.nad_has_status = has
+                if self._nad_status_known.is_set():
+                    logger.info("the NAD CRD %s /status now", "has" if has else "lost")
+                self.state.mark_all_networks()
+            self._nad_status_known.set()
+            await asyncio.sleep(self.config.nad_status_recheck)
+
+    async def stop(self) -> None:
+        """A graceful stop: no more writes, the webhook configuration left to the other
+        replicas (or emptied), the Lease released for a standby to take at once."""
+        if self._killed:
+            return
+        if self._reconciling is not None:
+            self._reconciling.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._reconciling
+        if self.webhook_config is not None:
+            await self.webhook_config.on_stop()
+        if self.elector is not None:
+            await self.elector.release()
+        await self.kill()
+
+    async def kill(self) -> None:
+        """Stop every task at once, as a crash would (tests use it for a crash)."""
+        self._killed = True
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks.clear()
+        if self.api is not None:
             await self.api.close()
 
     def _build_registry(self) -> kopf.OperatorRegistry:
         registry = kopf.OperatorRegistry()
         config = self.config
-        rec = self.reconciler
 
-        @kopf.on.startup(registry=registry, id="configure")
-        async def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
+        @kopf.on.startup(registry=registry, id="start")
+        async def start(settings: kopf.OperatorSettings, **_: Any) -> None:
+            self._settings = settings
             settings.posting.enabled = False  # our own Events, only on transitions
-            settings.persistence.finalizer = f"{DOMAIN}/finalizer"
-            settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=DOMAIN)
-            settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
-                prefix=DOMAIN, key="last-handled-configuration"
-            )
-            settings.peering.name = "multus-operator"
-            settings.peering.mandatory = False
-            settings.peering.clusterwide = True
-            settings.watching.server_timeout = 300
-            if config.webhook_port is not None:
-                settings.admission.server = kopf.WebhookServer(
-                    addr=config.webhook_addr,
-                    port=config.webhook_port,
-                    host=config.webhook_host,
-                    certfile=config.webhook_certfile,
-                    pkeyfile=config.webhook_pkeyfile,
+            settings.scanning.disabled = True  # no CRD watch: nothing of ours needs it
+            if self.webhook is not None:  # admission works even before the API does
+                self._spawn(self.webhook.run(), "webhook server")
+            if config.http_port is not None:
+                self._spawn(
+                    metrics.serve(self.view, config.http_addr, config.http_port, self.http_started),
+                    "probes and metrics",
                 )
-                settings.admission.managed = config.webhook_managed
-            self._tasks.append(asyncio.create_task(self._run_reconciler()))
-            if config.metrics_port is not None:
-                self._tasks.append(
-                    asyncio.create_task(
-                        metrics.serve(self, config.metrics_addr, config.metrics_port)
-                    )
-                )
+            self._spawn(self._run(), "operator")
 
         @kopf.on.cleanup(registry=registry, id="stop")
         async def stop(**_: Any) -> None:
-            for task in self._tasks:
-                task.cancel()
-            for task in self._tasks:
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
-            self._tasks.clear()
+            await self.stop()
 
         @kopf.on.login(registry=registry, id="login")
-        async def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
-            info = (
-                config.connection
-                or kopf.login_with_service_account(**kwargs)
-                or kopf.login_with_kubeconfig(**kwargs)
-            )
+        async def login(**kwargs: Any) -> kopf.ConnectionInfo:
+            info = await self.login(**kwargs)
             future = self._connection_future()
-            if info is not None and not future.done():
+            if not future.done():
                 future.set_result(info)
             return info
-
-        @kopf.on.probe(registry=registry, id="reconciler")
-        def probe(**_: Any) -> dict[str, Any]:
-            cond = rec.settings_condition
-            return {
-                "bootstrapped": rec.bootstrapped.is_set(),
-                "passes": rec.passes,
-                "settings": {"status": cond.status, "reason": cond.reason, "message": cond.message},
-                "oversizedNodes": sorted(rec.oversized),
-                "retrying": rec.retrying,
-            }
-
-        @kopf.on.event("", "v1", "nodes", registry=registry, id="node")
-        async def node(type: str | None, body: kopf.Body, **_: Any) -> None:
-            rec.on_node(type, dict(body))
-
-        @kopf.on.event(*NODESTATES, registry=registry, id="nodestate")
-        async def nodestate(type: str | None, body: kopf.Body, **_: Any) -> None:
-            rec.on_nodestate(type, dict(body))
-
-        @kopf.on.event(
-            "",
-            "v1",
-            "configmaps",
-            registry=registry,
-            id="configmap",
-            when=lambda namespace, **_: namespace == config.namespace,
-        )
-        async def configmap(type: str | None, body: kopf.Body, **_: Any) -> None:
-            rec.on_configmap(type, dict(body))
-
-        @kopf.on.event(*NETWORKS, registry=registry, id="network")
-        async def network(type: str | None, body: kopf.Body, **_: Any) -> None:
-            rec.on_network(type, dict(body))
-
-        @kopf.on.event(*NADS, registry=registry, id="nad")
-        async def nad(type: str | None, body: kopf.Body, **_: Any) -> None:
-            rec.on_network(type, dict(body))
-
-        if config.webhook_port is not None:  # kopf refuses handlers without a server
-
-            @kopf.on.validate(
-                *NETWORKS, registry=registry, id="validate-network", operations=ADMITTED
-            )
-            async def admit_network(body: kopf.Body, warnings: list[str], **kw: Any) -> None:
-                _admit(kw.get("operation"), dict(body), kw.get("old"), warnings)
-
-            @kopf.on.validate(*NADS, registry=registry, id="validate-nad", operations=ADMITTED)
-            async def admit_nad(body: kopf.Body, warnings: list[str], **kw: Any) -> None:
-                _admit(kw.get("operation"), dict(body), kw.get("old"), warnings)
 
         return registry
 
 
-def _admit(
-    operation: str | None,
-    body: dict[str, Any],
-    old: kopf.Body | None,
-    warnings: list[str],
-) -> None:
-    """Refuse an invalid object with the message its Valid condition would carry.
-
-    Only what a request changes is judged. A DELETE, or an UPDATE that leaves the
-    checked content as it was (labels, finalizers, status), passes even for an object
-    that is invalid already (created before the webhook or under older rules): it can
-    always be cleaned up, and never holds up the deletion of its namespace.
-    """
-    if operation not in ADMITTED:
-        return
-    if (
-        operation == "UPDATE"
-        and old is not None
-        and validation.checked_content(dict(old)) == validation.checked_content(body)
-    ):
-        return
-    report = validation.validate_object(body)
-    warnings.extend(str(p) for p in report.warnings)
-    if not report.valid:
-        raise kopf.AdmissionError(report.summary(), code=422)
+def _log_crash(task: asyncio.Task[Any]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        logger.error("task %s ended", task.get_name(), exc_info=task.exception())

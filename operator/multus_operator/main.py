@@ -1,11 +1,11 @@
 """multus-operator: validate network objects, report their status, render node ConfigMaps.
 
-Credentials from $KUBECONFIG or in-cluster; namespace from $MULTUS_NAMESPACE.
+Credentials from in-cluster or $KUBECONFIG (the `kubernetes` package reads them);
+everything else from flags and a few environment variables, read once (`config.py`).
 """
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import logging
 import os
@@ -14,49 +14,17 @@ from collections.abc import Sequence
 
 import kopf
 
-from .handlers import Operator, OperatorConfig
-
-
-def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="multus-operator", description=__doc__)
-    p.add_argument("--namespace", default=os.environ.get("MULTUS_NAMESPACE") or "kube-system")
-    p.add_argument("--liveness", default="http://0.0.0.0:8080/healthz", help="kopf liveness URL")
-    p.add_argument("--metrics-port", type=int, default=9090)
-    p.add_argument("--webhook-port", type=int, help="serve the admission webhook (TLS)")
-    p.add_argument("--webhook-host", help="host name the API server uses to reach us")
-    p.add_argument("--webhook-cert", help="TLS certificate file (PEM)")
-    p.add_argument("--webhook-key", help="TLS private key file (PEM)")
-    p.add_argument(
-        "--webhook-managed",
-        metavar="NAME",
-        help="keep ValidatingWebhookConfiguration NAME in sync",
-    )
-    p.add_argument(
-        "--no-leader-elect",
-        dest="leader_elect",
-        action="store_false",
-        help="write without holding the Lease (a single replica only)",
-    )
-    p.add_argument("--debounce", type=float, default=0.2, help="seconds to batch events")
-    p.add_argument("--log-level", default=os.environ.get("MULTUS_LOG_LEVEL", "INFO"))
-    return p
+from .config import ConfigError, from_args, parser
+from .handlers import Operator
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    try:
+        config = from_args(argv, os.environ)
+    except ConfigError as exc:
+        parser().error(str(exc))  # exits 2, naming the flag, before any API call
     kopf.configure(log_format=kopf.LogFormat.JSON)  # structured logs
-    logging.getLogger().setLevel(args.log_level.upper())
-    config = OperatorConfig(
-        namespace=args.namespace,
-        debounce=args.debounce,
-        webhook_port=args.webhook_port,
-        webhook_host=args.webhook_host,
-        webhook_certfile=args.webhook_cert,
-        webhook_pkeyfile=args.webhook_key,
-        webhook_managed=args.webhook_managed,
-        metrics_port=args.metrics_port,
-        leader_election=args.leader_elect,
-    )
+    logging.getLogger().setLevel(config.log_level)
     operator = Operator(config)
     asyncio.run(
         kopf.operator(
@@ -65,7 +33,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             # Replicas coordinate by our Lease, not kopf peering: a standby must keep
             # watching (its state stays warm) and keep serving the webhook.
             standalone=True,
-            liveness_endpoint=args.liveness,
         )
     )
     return 0

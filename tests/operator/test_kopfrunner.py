@@ -25,7 +25,8 @@ import kopf
 import pytest
 from kopf.testing import KopfRunner
 
-from multus_operator.handlers import Operator, OperatorConfig
+from multus_operator.config import OperatorConfig
+from multus_operator.handlers import Operator
 from tests.operator.apiclient import NAMESPACE, Client
 from tests.operator.broken import BROKEN, SEED_NETWORKS, seed
 from tests.operator.conftest import SETTINGS_YAML

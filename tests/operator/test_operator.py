@@ -184,10 +184,10 @@ async def test_settings_change_rerenders_all_and_invalid_keeps_last_good(
         # Invalid settings: nothing is rewritten; the reason is an Event and a condition.
         writes = len(emu.writes())
         await client.set_settings("logLevel: loud\n")
-        await eventually(lambda: op.reconciler.settings_condition.status == "False")
+        await eventually(lambda: op.nodes.settings_condition.status == "False")
         await settled(op)
-        assert op.reconciler.settings_condition.reason == "InvalidSettings"
-        assert "settings.yaml.logLevel" in op.reconciler.settings_condition.message
+        assert op.nodes.settings_condition.reason == "InvalidSettings"
+        assert "settings.yaml.logLevel" in op.nodes.settings_condition.message
         new_writes = emu.writes()[writes:]
         assert len(new_writes) == 2 and new_writes[1].startswith("POST /api/v1/namespaces/")
         assert await _log_level(client, "n0", "debug")
@@ -290,13 +290,12 @@ async def test_killed_mid_way_and_restarted_converges(emulator: tuple[Emulator, 
 
         await eventually(some_written)
         # Killed, not stopped: the reconciler's task dies wherever it is.
-        for task in op._tasks:
-            task.cancel()
+        await op.kill()
     async with running(client.url) as op:
         await settled(op)
         for name in names:
             cm = await client.configmap(name)
-            assert cm is not None and cm["data"] == op.reconciler.desired(name)
+            assert cm is not None and cm["data"] == op.nodes.desired(name)
     creates = [w for w in emu.writes() if w.startswith(f"POST {CMS}")]
     assert len(creates) == len(names) + 1  # one per node, plus the settings
 
@@ -310,7 +309,7 @@ async def test_nad_gets_conditions_where_its_crd_has_status(
     await client.add_node("node1")
     obj, message = BROKEN["nad-type-path"]
     async with running(client.url) as op:
-        assert op.reconciler.nad_has_status
+        assert op.state.nad_has_status
         await client.create(NADS, obj)
 
         async def reported() -> Any:
@@ -369,7 +368,7 @@ async def test_failed_write_is_retried_alone(emulator: tuple[Emulator, Client]) 
         assert failed
         for name in ("node1", "node2", "node3"):
             cm = await client.configmap(name)
-            assert cm is not None and cm["data"] == op.reconciler.desired(name)
+            assert cm is not None and cm["data"] == op.nodes.desired(name)
         assert op.api is not None
         # 3 creates and no more: the watch showed the "failed" one stored, so the retry
         # found it equal.

@@ -16,10 +16,10 @@ from aiohttp.test_utils import TestServer
 
 from multus_operator import metrics
 from multus_operator.kubeapi import KubeApi
-from multus_operator.reconciling import Reconciler, Retries
+from multus_operator.retries import Retries
 from tests.operator.apiclient import NAMESPACE, Client
 from tests.operator.broken import network
-from tests.operator.conftest import SETTINGS_YAML, eventually, running, settled
+from tests.operator.conftest import SETTINGS_YAML, eventually, reconciler_for, running, settled
 from tests.operator.emulator import Emulator
 
 NETS = "/apis/kubernetes.com/v1/namespaces/default/networks"
@@ -63,13 +63,13 @@ async def test_a_refused_write_holds_back_no_other(emulator: tuple[Emulator, Cli
         await eventually(lambda: _valid(client, "other"), timeout=1.5)
         assert refused == {"cm": 2, "status": 2}  # not retried along with the others
         assert not op.reconciler.idle.is_set()  # a pending retry is not converged
-        assert "\nmultus_operator_retries_pending 2\n" in metrics.render(op)
+        assert "\nmultus_operator_retries_pending 2.0\n" in metrics.render(op.view)
         lift()
         await eventually(lambda: client.configmap("node1"), timeout=5)
         await eventually(lambda: _valid(client, "stuck"), timeout=5)
         await settled(op)
         for node in ("node1", "node2"):
-            assert (await client.configmap(node))["data"] == op.reconciler.desired(node)
+            assert (await client.configmap(node))["data"] == op.nodes.desired(node)
         assert op.api is not None
         # Each item written once it could be, and nothing twice (attempts are counted).
         assert dict(op.api.writes) == {
@@ -117,14 +117,13 @@ async def test_a_waiting_item_is_tried_again_at_once_when_it_changes() -> None:
     app.router.add_post("/api/v1/namespaces/default/events", event)
     async with TestServer(app) as server:
         api = KubeApi(kopf.ConnectionInfo(server=str(server.make_url("/"))))
-        rec = Reconciler(NAMESPACE)
-        rec.api = api
+        state, rec = reconciler_for(api)
         try:
-            rec.on_network(None, network("stuck", "flannel", FLANNEL))
+            state.on_network(None, network("stuck", "flannel", FLANNEL))
             assert await rec.reconcile_once() == 1 and rec.retrying == 1
-            rec.on_node(None, {"metadata": {"name": "node1"}})  # marks every network
+            state.on_node(None, {"metadata": {"name": "node1"}})  # marks every network
             assert await rec.reconcile_once() == 0 and tries == ["stuck"]
-            rec.on_network(None, network("stuck", "flannel", [*FLANNEL, {"type": "tuning"}]))
+            state.on_network(None, network("stuck", "flannel", [*FLANNEL, {"type": "tuning"}]))
             assert await rec.reconcile_once() == 1 and tries == ["stuck", "stuck"]
             assert rec._network_retries.next_in() == pytest.approx(2, abs=0.5)
         finally:

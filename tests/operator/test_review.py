@@ -15,16 +15,17 @@ import yaml
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from multus_api.objects import NetworkStatus
+from multus_api.objects import NetworkStatus as NetworkStatusModel
 from multus_operator import conditions
 from multus_operator.kubeapi import KubeApi
 from multus_operator.leadership import LeaderElector
-from multus_operator.reconciling import Reconciler
+from multus_operator.netstatus import NetworkStatus
+from multus_operator.state import ClusterState
 from multus_operator.validation import parse_settings, validate_object
 from multusctl.main import main as multusctl
 from tests.operator.apiclient import NAMESPACE, Client
 from tests.operator.broken import nad, network
-from tests.operator.conftest import SETTINGS_YAML, eventually, running, settled
+from tests.operator.conftest import SETTINGS_YAML, eventually, reconciler_for, running, settled
 from tests.operator.emulator import Emulator
 
 NODESTATES = "/apis/multus.cni.cncf.io/v1/nodestates"
@@ -130,11 +131,12 @@ def test_multusctl_explain_odd_pod_is_not_a_traceback(
 )
 def test_condition_message_fits_the_crd(conf: dict[str, object]) -> None:
     """A message over 32768 characters was refused by the API server on every retry."""
-    rec = Reconciler("kube-system")
-    rec.on_network(None, nad("huge", conf))
-    record = rec.networks[("NetworkAttachmentDefinition", "default", "huge")]
-    merged = conditions.merge(None, rec.wanted_conditions(record), 1, conditions.now_rfc3339())
-    NetworkStatus.model_validate({"conditions": merged})  # the CRD's own limits
+    state = ClusterState("kube-system")
+    state.on_network(None, nad("huge", conf))
+    record = state.networks[("NetworkAttachmentDefinition", "default", "huge")]
+    wanted = NetworkStatus(state, None, None).wanted_conditions(record)  # type: ignore[arg-type]
+    merged = conditions.merge(None, wanted, 1, conditions.now_rfc3339())
+    NetworkStatusModel.model_validate({"conditions": merged})  # the CRD's own limits
     assert merged[0]["message"] == record.report.summary()  # the webhook's message
 
 
@@ -186,9 +188,9 @@ async def test_rendering_over_1mib_keeps_the_last_good_one(
         await settled(op)
         assert (await client.configmap("node1"))["data"] == good
         assert len(await reported()) == 1
-        assert op.reconciler.oversized == {"node1": pytest.approx(1_238_000, rel=0.1)}
+        assert op.nodes.oversized == {"node1": pytest.approx(1_238_000, rel=0.1)}
         await client.patch(f"{NODESTATES}/node1/status", {"status": _huge_inventory(2)})
-        await eventually(lambda: "node1" not in op.reconciler.oversized)
+        await eventually(lambda: "node1" not in op.nodes.oversized)
         await settled(op)
         assert (await client.configmap("node1"))["data"] != good
 
@@ -221,9 +223,9 @@ async def test_a_leader_cut_off_from_the_api_stops_leading(fault: str) -> None:
     server = await asyncio.start_server(serve, "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
     api = KubeApi(kopf.ConnectionInfo(server=f"http://127.0.0.1:{port}"))
-    elector = LeaderElector(NAMESPACE, "replica-a", duration=1.0, renew_every=0.3)
+    elector = LeaderElector(api, NAMESPACE, "replica-a", duration=1.0, renew_every=0.3)
     elector.leading.set()  # it held the Lease until the API went away
-    task = asyncio.create_task(elector.run(api))
+    task = asyncio.create_task(elector.run())
     try:
         await eventually(lambda: not elector.leading.is_set(), timeout=3)
         assert not task.done()  # still trying, ready to lead again
@@ -244,17 +246,18 @@ async def test_bootstrap_survives_an_api_error_at_start(emulator: tuple[Emulator
     await client.add_node("node1")
     failed: list[int] = []
 
-    def first_settings_get(request: Any) -> bool:
-        if request.method.value != "GET" or not request.url.path.endswith("/multus-settings"):
+    def first_settings_list(request: Any) -> bool:
+        selector = request.params.get("fieldSelector") or ""
+        if request.method.value != "GET" or "metadata.name=multus-settings" not in selector:
             return False
         if not failed:
             failed.append(id(request))
         return id(request) in failed
 
-    emu[first_settings_get] << 500
+    emu.refuse(first_settings_list, 500)
     async with running(client.url) as op:
         await eventually(lambda: client.configmap("node1"))
-        assert failed and op.reconciler.bootstrapped.is_set()
+        assert failed and op.synced.is_set()
 
 
 @pytest.mark.parametrize(
@@ -314,23 +317,6 @@ def test_settings_json_cannot_carry_are_invalid(text: str, message: str) -> None
     settings, problems = parse_settings(text, "s")
     assert settings is None
     assert str(problems[0]).startswith(message)
-
-
-async def test_bootstrap_lists_only_our_events(emulator: tuple[Emulator, Client]) -> None:
-    """The cluster-wide LIST of every Event could outgrow the 30 s request timeout on a
-    big cluster, and bootstrap (retried) would then never finish."""
-    emu, client = emulator
-    seen: list[str] = []
-
-    def events_list(request: Any) -> bool:
-        if request.method.value == "GET" and request.url.path == "/api/v1/events":
-            seen.append(request.params.get("fieldSelector") or "")
-        return False
-
-    emu[events_list] << 500
-    async with running(client.url):
-        pass
-    assert seen and all("source=multus-operator" in s for s in seen), seen
 
 
 def _ranges(*sets: list[dict[str, str]]) -> dict[str, Any]:
@@ -428,10 +414,9 @@ async def _posted_events(name: str, failing_writes: int) -> list[dict[str, Any]]
     app.router.add_post("/api/v1/namespaces/default/events", event)
     async with TestServer(app) as server:
         api = KubeApi(kopf.ConnectionInfo(server=str(server.make_url("/"))))
-        rec = Reconciler(NAMESPACE)
-        rec.api = api
+        state, rec = reconciler_for(api)
         try:
-            rec.on_network(None, network(name, "bridge", "[{"))
+            state.on_network(None, network(name, "bridge", "[{"))
             for _ in range(failing_writes):
                 rec.resync()  # retry now, not after the backoff
                 assert await rec.reconcile_once() == 1  # refused, to be retried
@@ -469,7 +454,7 @@ async def test_settings_configmap_without_its_key_is_invalid(
     await client.create(f"/api/v1/namespaces/{NAMESPACE}/configmaps", cm)
     async with running(client.url) as op:
         await settled(op)
-        cond = op.reconciler.settings_condition
+        cond = op.nodes.settings_condition
         assert (cond.status, cond.reason) == ("False", "InvalidSettings")
         assert cond.message.startswith("data['settings.yaml']: required key is missing")
         assert await client.configmap("node1") is None
