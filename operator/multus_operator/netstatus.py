@@ -52,7 +52,7 @@ class NetworkStatus:
         self.api = api
         self.events = events
         self.clock = clock
-        self.written = {"statuses": 0, "NAD annotations": 0, "Events": 0}
+        self.written = {"statuses written": 0, "NAD annotations written": 0, "Events posted": 0}
         self._announced: dict[NetworkKey, str] = {}  # the Valid status our last Event told
         self._written: dict[NetworkKey, tuple[int | None, dict[str, Any]]] = {}
         self._removals: dict[NetworkKey, tuple[int | None, int]] = {}  # generation, count
@@ -145,7 +145,7 @@ class NetworkStatus:
                 )
             except NotFoundError:
                 return  # deleted meanwhile: nothing to report on
-            self.written["statuses"] += 1
+            self.written["statuses written"] += 1
             record.conditions = merged
         if record.validity is not None and record.kind != "Network":
             # The CRD gained /status: the annotation that stood in for it would go stale.
@@ -214,7 +214,7 @@ class NetworkStatus:
             )
         except NotFoundError:
             return
-        self.written["NAD annotations"] += 1
+        self.written["NAD annotations written"] += 1
         record.validity = want
         if want is None:
             self._written.pop(record.key, None)
@@ -245,5 +245,5 @@ class NetworkStatus:
             "Valid" if good else "Invalid",
             str(valid["message"]),
         )
-        self.written["Events"] += 1
+        self.written["Events posted"] += 1
         self._announced[record.key] = status

@@ -123,7 +123,7 @@ class Reconciler:
         done = {k: after[k] - before.get(k, 0) for k in after if after[k] != before.get(k, 0)}
         if done:
             text = ", ".join(f"{v} {k}" for k, v in done.items())
-            logger.info("wrote %s (%.1f s)", text, took)
+            logger.info("reconciled: %s (%.1f s)", text, took)
 
     async def _sync_all(
         self, sync: Callable[[K], Awaitable[None]], keys: set[K], retries: Retries[K]

@@ -263,7 +263,7 @@ class Emulator(kmock.KubernetesEmulator):
 
     def object(self, resource: str, namespace: str | None, name: str) -> dict[str, Any] | None:
         for (res, ns, nm), obj in self.objects.items():
-            if str(res) == resource and ns == namespace and nm == name and not obj.deleted:
+            if _res_key(res) == resource and ns == namespace and nm == name and not obj.deleted:
                 return copy.deepcopy(obj.raw)
         return None
 
@@ -348,7 +348,9 @@ class Emulator(kmock.KubernetesEmulator):
         else:
             response = await super()._handle(request)
         if key is not None:
-            await self._record(str(request.resource), before, self._current(key))
+            await self._record(_res_key(request.resource), before, self._current(key))
+        if request.method.value == "POST" and response.status == 200 and not response.prepared:
+            response.set_status(201)  # Created, as the API server answers
         return response
 
     def _namespaced(self, request: rendering.Request) -> bool:
@@ -502,7 +504,7 @@ class Emulator(kmock.KubernetesEmulator):
         deadline = time.monotonic() + float(params.get("timeoutSeconds") or 1800)
         epoch = self._watch_epoch
         since_text = params.get("resourceVersion") or ""
-        resource = str(request.resource)
+        resource = _res_key(request.resource)
         if since_text in ("", "0"):
             since = self._version
             for obj in self._matching(request):
@@ -573,7 +575,7 @@ class Emulator(kmock.KubernetesEmulator):
         return [
             copy.deepcopy(obj.raw)
             for (res, _, _), obj in self.objects.items()
-            if str(res) == WEBHOOKS and not obj.deleted
+            if _res_key(res) == WEBHOOKS and not obj.deleted
         ]
 
     async def _call_webhook(
@@ -701,6 +703,13 @@ def _event_for(
         )
         return {"type": "DELETED", "object": change.obj} if matched else None
     return {"type": change.kind, "object": change.obj} if now else None
+
+
+def _res_key(resource: Any) -> str:
+    """`group/version/plural` (`v1/plural` for the core group) of a kmock resource."""
+    group = getattr(resource, "group", "") or ""
+    prefix = f"{group}/" if group else ""
+    return f"{prefix}{resource.version}/{resource.plural}"
 
 
 def _selected(selector: str, obj: dict[str, Any]) -> bool:

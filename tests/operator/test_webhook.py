@@ -1,44 +1,44 @@
-"""The validating admission webhook, over TLS: bad objects are refused at once."""
+"""The validating admission webhook, over TLS, directly and through the emulator's
+admission chain (rules, matchConditions, failurePolicy, timeout, caBundle) as a real
+API server runs it."""
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import copy
-import shutil
+import logging
 import socket
 import ssl
-import subprocess
-import tempfile
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
 
-from tests.operator.apiclient import Client
-from tests.operator.broken import BROKEN, SEED_NETWORKS, fixed, seed
-from tests.operator.conftest import running
+from multus_operator.config import ConfigError, WebhookConfig, from_args
+from multus_operator.handlers import Operator
+from multus_operator.webhookconfig import WEBHOOK_NAMES, build, content_changed
+from multus_operator.resources import NADS, NETWORKS
+from tests.operator.apiclient import NAMESPACE, Client
+from tests.operator.broken import BROKEN, SEED_NETWORKS, fixed, nad, network, seed
+from tests.operator.conftest import eventually, running
 from tests.operator.emulator import Emulator
+from tests.operator.tls import issue
+
+NETS = "/apis/kubernetes.com/v1/namespaces/default/networks"
+NADS_PATH = "/apis/k8s.cni.cncf.io/v1/namespaces/default/network-attachment-definitions"
+CONFIG = "/apis/admissionregistration.k8s.io/v1/validatingwebhookconfigurations"
+SLICES = f"/apis/discovery.k8s.io/v1/namespaces/{NAMESPACE}/endpointslices"
+SERVICE = "multus-operator-webhook"
+MANAGED = "multus-operator.multus.cni.cncf.io"
 
 
-@pytest.fixture(scope="module")
-def tls() -> Iterator[tuple[str, str]]:
-    """A self-signed certificate for the webhook; CI must have openssl (`make plugins`)."""
-    if shutil.which("openssl") is None:
-        pytest.fail(
-            "the webhook tests need openssl on PATH (`make plugins` installs it)", pytrace=False
-        )
-    with tempfile.TemporaryDirectory(prefix="multus-op-webhook-") as tmp:
-        cert, key = Path(tmp, "cert.pem"), Path(tmp, "key.pem")
-        subprocess.run(
-            ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
-             "-keyout", str(key), "-out", str(cert), "-subj", "/CN=localhost",
-             "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"],
-            check=True, capture_output=True,
-        )  # fmt: skip
-        yield str(cert), str(key)
+@pytest.fixture
+def tls_dir(tmp_path: Path) -> Path:
+    return issue(tmp_path / "webhook-tls")
 
 
 def _free_port() -> int:
@@ -52,7 +52,7 @@ def _review(
     obj: dict[str, Any], operation: str = "CREATE", old: dict[str, Any] | None = None
 ) -> dict[str, Any]:
     group, version = obj["apiVersion"].split("/")
-    network = obj["kind"] == "Network"
+    is_network = obj["kind"] == "Network"
     return {
         "apiVersion": "admission.k8s.io/v1",
         "kind": "AdmissionReview",
@@ -62,7 +62,7 @@ def _review(
             "resource": {
                 "group": group,
                 "version": version,
-                "resource": "networks" if network else "network-attachment-definitions",
+                "resource": "networks" if is_network else "network-attachment-definitions",
             },
             "operation": operation,
             "namespace": "default",
@@ -78,44 +78,39 @@ def _review(
 Review = Callable[..., Awaitable[dict[str, Any]]]
 
 
+def _webhook_config(tls_dir: Path, port: int, **overrides: Any) -> WebhookConfig:
+    settings: dict[str, Any] = {"port": port, "tls_dir": tls_dir, "addr": "127.0.0.1"}
+    settings.update(overrides)
+    return WebhookConfig(**settings)
+
+
 @contextlib.asynccontextmanager
-async def _webhook(client: Client, tls: tuple[str, str]) -> AsyncIterator[Review]:
-    """The operator with its webhook on TLS; yields `review(obj, operation, old)`."""
-    cert, key = tls
+async def _direct(client: Client, tls_dir: Path) -> AsyncIterator[tuple[Review, str]]:
+    """The operator with its webhook; yields `review(obj, operation, old)` and the base URL."""
     port = _free_port()
-    context = ssl.create_default_context(cafile=cert)
+    context = ssl.create_default_context(cafile=str(tls_dir / "ca.crt"))
     async with (
-        running(
-            client.url,
-            webhook_port=port,
-            webhook_addr="127.0.0.1",
-            webhook_host="127.0.0.1",
-            webhook_certfile=cert,
-            webhook_pkeyfile=key,
-        ),
+        running(client.url, webhook=_webhook_config(tls_dir, port)) as op,
         aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=context)) as session,
     ):
+        assert op.webhook is not None
+        await asyncio.wait_for(op.webhook.serving.wait(), 10)
         base = f"https://127.0.0.1:{port}"
 
         async def review(obj: dict[str, Any], *args: Any) -> dict[str, Any]:
             path = "validate-network" if obj["kind"] == "Network" else "validate-nad"
-            for _ in range(50):  # the server starts with the operator
-                try:
-                    async with session.post(f"{base}/{path}", json=_review(obj, *args)) as r:
-                        answer: dict[str, Any] = await r.json()
-                        return answer["response"]  # type: ignore[no-any-return]
-                except aiohttp.ClientConnectorError:
-                    await asyncio.sleep(0.1)
-            raise AssertionError("webhook server never came up")
+            async with session.post(f"{base}/{path}", json=_review(obj, *args)) as r:
+                answer: dict[str, Any] = await r.json()
+                return answer["response"]  # type: ignore[no-any-return]
 
-        yield review
+        yield review, base
 
 
 async def test_webhook_refuses_broken_and_admits_seed(
-    emulator: tuple[Emulator, Client], tls: tuple[str, str]
+    emulator: tuple[Emulator, Client], tls_dir: Path
 ) -> None:
     _emu, client = emulator
-    async with _webhook(client, tls) as review:
+    async with _direct(client, tls_dir) as (review, _):
         for name in SEED_NETWORKS:
             answer = await review(seed(name))
             assert answer["allowed"] is True
@@ -124,26 +119,19 @@ async def test_webhook_refuses_broken_and_admits_seed(
             assert answer["allowed"] is False
             assert answer["status"]["code"] == 422
             assert answer["status"]["message"].startswith(message)
-        warned = await review(
-            {
-                "apiVersion": "k8s.cni.cncf.io/v1",
-                "kind": "NetworkAttachmentDefinition",
-                "metadata": {"name": "w", "namespace": "default"},
-                "spec": {"config": '{"type": "bridge", "brdige": "br0"}'},
-            }
-        )
+        warned = await review(nad("w", '{"type": "bridge", "brdige": "br0"}'))
         assert warned["allowed"] is True
         assert warned["warnings"] == ["spec.config.brdige: unknown bridge field"]
 
 
 async def test_webhook_never_blocks_cleanup_of_an_invalid_object(
-    emulator: tuple[Emulator, Client], tls: tuple[str, str]
+    emulator: tuple[Emulator, Client], tls_dir: Path
 ) -> None:
     """An object invalid already (created before the webhook) can be deleted, relabelled
     and have its finalizers removed, or namespace deletion would hang on it; changing
     what the checks read is still judged."""
     _emu, client = emulator
-    async with _webhook(client, tls) as review:
+    async with _direct(client, tls_dir) as (review, _):
         for obj, _ in BROKEN.values():
             answer = await review(obj, "DELETE", obj)
             assert answer["allowed"] is True, answer
@@ -159,3 +147,236 @@ async def test_webhook_never_blocks_cleanup_of_an_invalid_object(
         fixed_to_broken = await review(BROKEN["bad-json"][0], "UPDATE", fixed("bad-json"))
         assert fixed_to_broken["allowed"] is False
         assert fixed_to_broken["status"]["message"].startswith(BROKEN["bad-json"][1])
+
+
+async def test_a_path_without_a_webhook_is_404_not_a_silent_admit(
+    emulator: tuple[Emulator, Client], tls_dir: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A configuration registered by hand without the handler path admitted everything."""
+    _emu, client = emulator
+    caplog.set_level(logging.WARNING, logger="multus_operator")
+    context = ssl.create_default_context(cafile=str(tls_dir / "ca.crt"))
+    async with (
+        _direct(client, tls_dir) as (_, base),
+        aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=context)) as session,
+    ):
+        broken = _review(BROKEN["bad-json"][0])
+        for path in ("", "/", "/validate", "/validate-network/x", "/"):
+            async with session.post(base + path, json=broken) as resp:
+                assert resp.status == 404, path
+                assert "/validate-network" in (await resp.json())["message"]
+    warnings = [r.getMessage() for r in caplog.records if "no webhook there" in r.getMessage()]
+    assert len(warnings) == 3  # once per path, not per request
+
+
+def test_configuration_one_webhook_per_kind(tls_dir: Path) -> None:
+    config = _webhook_config(tls_dir, 9443, managed=MANAGED, service=SERVICE)
+    ca = (tls_dir / "ca.crt").read_bytes()
+    built = build(config, NAMESPACE, ca)
+    assert built["metadata"]["name"] == MANAGED
+    by_name = {w["name"]: w for w in built["webhooks"]}
+    network, nads = by_name[WEBHOOK_NAMES[NETWORKS]], by_name[WEBHOOK_NAMES[NADS]]
+    assert network["clientConfig"]["service"] == {
+        "namespace": NAMESPACE, "name": SERVICE, "path": "/validate-network", "port": 443,
+    }  # fmt: skip
+    assert nads["clientConfig"]["service"]["path"] == "/validate-nad"
+    assert base64.b64decode(network["clientConfig"]["caBundle"]) == ca  # the CA, not the cert
+    assert (network["failurePolicy"], nads["failurePolicy"]) == ("Fail", "Ignore")
+    assert network["timeoutSeconds"] == nads["timeoutSeconds"] == 5
+    assert network["rules"] == [
+        {"apiGroups": ["kubernetes.com"], "apiVersions": ["v1"], "resources": ["networks"],
+         "operations": ["CREATE", "UPDATE"], "scope": "Namespaced"},
+    ]  # fmt: skip
+    assert nads["rules"][0]["resources"] == ["network-attachment-definitions"]
+    assert network["matchConditions"][0]["expression"] == content_changed(("plugin", "args"))
+    assert nads["matchConditions"][0]["expression"] == content_changed(("spec",))
+    strict = build(_webhook_config(tls_dir, 1, managed=MANAGED, url="https://x:8443/",
+                                   nad_failure_policy="Fail"), NAMESPACE, ca)  # fmt: skip
+    assert strict["webhooks"][1]["failurePolicy"] == "Fail"
+    assert strict["webhooks"][0]["clientConfig"]["url"] == "https://x:8443/validate-network"
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--webhook-managed", "Multus_Webhook", "--webhook-service", "svc"],
+         "--webhook-managed: 'Multus_Webhook' is not a valid object name"),
+        (["--webhook-managed", "multus"], "--webhook-managed needs one of --webhook-service"),
+        (["--webhook-managed", "m", "--webhook-url", "http://x"], "must start with https://"),
+        (["--webhook-timeout", "31"], "--webhook-timeout: 31 is not within 1..30 s"),
+    ],
+)  # fmt: skip
+def test_webhook_flags_are_checked_up_front(
+    tls_dir: Path, argv: list[str], message: str
+) -> None:
+    """`--webhook-managed multus` crashed later with a 422 from the API server."""
+    base = ["--webhook-port", "9443", "--webhook-tls-dir", str(tls_dir)]
+    with pytest.raises(ConfigError, match=message.replace(".", r"\.")):
+        from_args(base + argv, {})
+
+
+def test_a_missing_certificate_is_named_up_front(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=f"{tmp_path}/tls.crt: not found"):
+        from_args(["--webhook-port", "9443", "--webhook-tls-dir", str(tmp_path)], {})
+
+
+@contextlib.asynccontextmanager
+async def _managed(
+    emu: Emulator, client: Client, tls_dir: Path, identity: str, **webhook: Any
+) -> AsyncIterator[Operator]:
+    """A replica with a managed configuration behind the Service `SERVICE`, which the
+    emulator resolves to this replica's port (kube-proxy's part)."""
+    port = _free_port()
+    config = _webhook_config(
+        tls_dir, port, managed=MANAGED, service=SERVICE, tls_check_every=0.2, **webhook
+    )
+    emu.services[(NAMESPACE, SERVICE)] = f"https://127.0.0.1:{port}"
+    lease = {"lease_duration": 3.0, "lease_renew": 0.3}
+    async with running(
+        client.url, webhook=config, identity=identity, pod_ip=identity, leader_election=True,
+        **lease,
+    ) as op:  # fmt: skip
+        yield op
+
+
+async def _endpoints(client: Client, *ready: str) -> None:
+    """The Service's EndpointSlice: these pod IPs ready."""
+    body = {
+        "apiVersion": "discovery.k8s.io/v1",
+        "kind": "EndpointSlice",
+        "metadata": {
+            "name": f"{SERVICE}-abcde",
+            "namespace": NAMESPACE,
+            "labels": {"kubernetes.io/service-name": SERVICE},
+        },
+        "addressType": "IPv4",
+        "endpoints": [{"addresses": [ip], "conditions": {"ready": True}} for ip in ready],
+    }
+    if await client.get(f"{SLICES}/{SERVICE}-abcde") is None:
+        await client.create(SLICES, body)
+    else:
+        await client.patch(f"{SLICES}/{SERVICE}-abcde", {"endpoints": body["endpoints"]})
+
+
+async def _write(client: Client, method: str, path: str, body: Any) -> tuple[int, Any]:
+    headers = {"Content-Type": "application/merge-patch+json"} if method == "PATCH" else {}
+    async with client.session.request(method, client.url + path, json=body, headers=headers) as r:
+        return r.status, await r.json(content_type=None)
+
+
+async def test_through_the_api_server_only_checked_changes_reach_the_webhook(
+    emulator: tuple[Emulator, Client], tls_dir: Path
+) -> None:
+    emu, client = emulator
+    # Invalid already, from before the webhook.
+    await client.create(NETS, BROKEN["bad-json"][0])
+    await client.create(NADS_PATH, BROKEN["nad-type-path"][0])
+    async with _managed(emu, client, tls_dir, "10.0.0.1") as op:
+        assert op.webhook_config is not None
+        await asyncio.wait_for(op.webhook_config.in_sync.wait(), 10)
+        stored = await client.get(f"{CONFIG}/{MANAGED}")
+        assert [w["name"] for w in stored["webhooks"]] == list(WEBHOOK_NAMES.values())
+        status, answer = await _write(client, "POST", NETS, BROKEN["two-masters"][0])
+        assert status == 422
+        assert answer["message"] == (
+            f'admission webhook "{WEBHOOK_NAMES[NETWORKS]}" denied the request: '
+            + BROKEN["two-masters"][1]
+        )
+        status, _ = await _write(client, "POST", NADS_PATH, BROKEN["nad-type-path"][0] | {
+            "metadata": {"name": "again", "namespace": "default"}})  # fmt: skip
+        assert status == 422
+        calls = len(emu.webhook_calls)
+        # Labels, finalizers, annotations: not sent to the webhook at all.
+        for path in (f"{NETS}/bad-json", f"{NADS_PATH}/nad-type-path"):
+            meta = {"metadata": {"labels": {"team": "a"}, "annotations": {"x": "y"}}}
+            status, _ = await _write(client, "PATCH", path, meta)
+            assert status == 200
+        assert len(emu.webhook_calls) == calls
+        # The content: sent, and judged.
+        status, _ = await _write(client, "PATCH", f"{NETS}/bad-json", {"args": '[{"if0": "x"}]'})
+        assert status == 200
+        assert emu.webhook_calls[-1] == (WEBHOOK_NAMES[NETWORKS], "UPDATE", "bad-json")
+
+
+async def test_with_the_operator_down_networks_fail_nads_pass_metadata_always(
+    emulator: tuple[Emulator, Client], tls_dir: Path
+) -> None:
+    """With failurePolicy Fail and no replica answering, label and finalizer updates were
+    refused too; NAD writes by other controllers must not depend on us."""
+    emu, client = emulator
+    await client.create(NETS, fixed("bad-json"))
+    await client.create(NADS_PATH, fixed("nad-type-path"))
+    await _endpoints(client, "10.0.0.1", "10.0.0.2")  # another replica: kept on stop
+    async with _managed(emu, client, tls_dir, "10.0.0.1") as op:
+        assert op.webhook_config is not None
+        await asyncio.wait_for(op.webhook_config.in_sync.wait(), 10)
+    stored = await client.get(f"{CONFIG}/{MANAGED}")
+    assert len(stored["webhooks"]) == 2  # kept: "10.0.0.2" still serves
+    # ... but nothing answers at the Service now.
+    status, _ = await _write(client, "PATCH", f"{NETS}/bad-json", {"metadata": {"labels": {"a": "b"}}})
+    assert status == 200
+    status, answer = await _write(client, "PATCH", f"{NETS}/bad-json", {"plugin": "macvlan"})
+    assert status == 500 and "failed calling webhook" in answer["message"]
+    status, _ = await _write(client, "PATCH", f"{NADS_PATH}/nad-type-path", {"spec": {"config": "{}"}})
+    assert status == 200  # Ignore: other controllers' NAD writes go through
+    await client.create(NADS_PATH, nad("strict", {"type": "bridge"}))
+    async with _managed(emu, client, tls_dir, "10.0.0.1", nad_failure_policy="Fail") as op:
+        assert op.webhook_config is not None
+        await asyncio.wait_for(op.webhook_config.in_sync.wait(), 10)
+    status, _ = await _write(client, "PATCH", f"{NADS_PATH}/strict", {"spec": {"config": "{}"}})
+    assert status == 500  # Fail, opted in
+
+
+async def test_the_last_replica_empties_the_configuration_on_stop(
+    emulator: tuple[Emulator, Client], tls_dir: Path
+) -> None:
+    emu, client = emulator
+    await _endpoints(client, "10.0.0.1")  # only this replica
+    async with _managed(emu, client, tls_dir, "10.0.0.1") as op:
+        assert op.webhook_config is not None
+        await asyncio.wait_for(op.webhook_config.in_sync.wait(), 10)
+    stored = await client.get(f"{CONFIG}/{MANAGED}")
+    assert stored["webhooks"] == []
+    status, _ = await _write(client, "POST", NETS, BROKEN["bad-json"][0])
+    assert status == 201  # nothing blocks Network writes once the operator is gone
+
+
+async def test_two_replicas_one_certificate_and_a_renewal(
+    emulator: tuple[Emulator, Client], tls_dir: Path
+) -> None:
+    """Every replica serves the Secret's certificate, so the caBundle fits whichever the
+    API server reaches; a renewed certificate (a new CA) is served and registered."""
+    emu, client = emulator
+    await _endpoints(client, "10.0.0.1", "10.0.0.2")
+    async with (
+        _managed(emu, client, tls_dir, "10.0.0.1") as a,
+        _managed(emu, client, tls_dir, "10.0.0.2") as b,  # the Service now reaches b
+    ):
+        assert a.webhook is not None and b.webhook is not None
+        assert a.webhook.ca_bundle == b.webhook.ca_bundle == (tls_dir / "ca.crt").read_bytes()
+        leader = a if a.elector and a.elector.leading.is_set() else b
+        assert leader.webhook_config is not None
+        await asyncio.wait_for(leader.webhook_config.in_sync.wait(), 10)
+        status, _ = await _write(client, "POST", NETS, BROKEN["bad-json"][0])
+        assert status == 422  # b answered, with the CA the leader registered
+        old_ca = (tls_dir / "ca.crt").read_bytes()
+        issue(tls_dir)  # cert-manager renews: a new key, a new CA
+
+        async def registered() -> bool:
+            stored = await client.get(f"{CONFIG}/{MANAGED}")
+            bundle = base64.b64decode(stored["webhooks"][0]["clientConfig"]["caBundle"])
+            return bundle != old_ca and bundle == (tls_dir / "ca.crt").read_bytes()
+
+        await eventually(registered, timeout=10)
+        await eventually(lambda: b.webhook is not None and b.webhook.ca_bundle != old_ca)
+        status, answer = await _write(client, "POST", NETS, BROKEN["two-masters"][0])
+        assert status == 422, answer  # the API server trusts the renewed certificate
+
+
+def test_self_signed_certificate_is_its_own_ca(tmp_path: Path) -> None:
+    directory = issue(tmp_path / "tls", with_ca=False)
+    config = _webhook_config(directory, 9443, managed=MANAGED, service=SERVICE)
+    assert config.problems() == []
+    from multus_operator.webhook import TlsFiles
+
+    assert TlsFiles(directory).ca_bundle() == (directory / "tls.crt").read_bytes()
