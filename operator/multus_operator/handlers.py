@@ -146,7 +146,7 @@ class Operator:
             debounce=config.debounce,
             concurrency=config.concurrency,
         )
-        state, ns = self.state, config.namespace
+        state = self.state
         node_configs = f"{rendering.COMPONENT_LABEL}={rendering.COMPONENT}"
         settings_cm = f"metadata.name={validation.SETTINGS_CONFIGMAP}"
         self.watches = [
@@ -154,8 +154,20 @@ class Operator:
             Watch(api, NODESTATES, state.on_nodestate),
             Watch(api, NETWORKS, state.on_network),
             Watch(api, NADS, state.on_network),
-            Watch(api, CONFIGMAPS, state.on_configmap, namespace=ns, label_selector=node_configs),
-            Watch(api, CONFIGMAPS, state.on_settings, namespace=ns, field_selector=settings_cm),
+            Watch(
+                api,
+                CONFIGMAPS,
+                state.on_configmap,
+                namespace=config.namespace,
+                label_selector=node_configs,
+            ),
+            Watch(
+                api,
+                CONFIGMAPS,
+                state.on_settings,
+                namespace=config.namespace,
+                field_selector=settings_cm,
+            ),
         ]
         for watch in self.watches:
             self._spawn(watch.run(), f"watch {watch.name}")
@@ -164,7 +176,7 @@ class Operator:
         if config.leader_election:
             self.elector = LeaderElector(
                 api,
-                ns,
+                config.namespace,
                 config.identity,
                 name=config.lease_name,
                 duration=config.lease_duration,
@@ -174,7 +186,12 @@ class Operator:
             self._spawn(self.elector.run(), "leader election")
         if self.webhook is not None and config.webhook is not None and config.webhook.managed:
             self.webhook_config = WebhookConfigManager(
-                api, config.webhook, ns, self.webhook, pod_ip=config.pod_ip, leader=leader
+                api,
+                config.webhook,
+                config.namespace,
+                self.webhook,
+                pod_ip=config.pod_ip,
+                leader=leader,
             )
             self._spawn(self.webhook_config.run(), "webhook configuration")
         self.started.set()

@@ -134,10 +134,9 @@ class NetworkStatus:
             valid = merged[0]
             before = next((c for c in record.conditions or [] if c.get("type") == "Valid"), None)
             await self._announce(record, before.get("status") if before else None, valid)
-            res = NETWORKS if record.kind == "Network" else NADS
             try:
                 await self.api.patch(
-                    res,
+                    NETWORKS if record.kind == "Network" else NADS,
                     record.name,
                     {"status": {"conditions": merged}},
                     namespace=record.namespace,

@@ -64,5 +64,3 @@ NADS = Resource(
     namespaced=True,
 )
 NODESTATES = Resource("multus.cni.cncf.io", "v1", "nodestates", "NodeState", namespaced=False)
-
-BY_KIND = {r.kind: r for r in (NETWORKS, NADS)}
