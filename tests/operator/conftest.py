@@ -118,9 +118,11 @@ async def settled(operator: Operator, quiet: float = 0.3) -> None:
             return
 
 
-def reconciler_for(api: KubeApi) -> tuple[ClusterState, Reconciler]:
+def reconciler_for(
+    api: KubeApi, clock: Callable[[], float] = time.monotonic
+) -> tuple[ClusterState, Reconciler]:
     """A reconciler and its state over `api`, without the watches (fed by hand)."""
     state = ClusterState(NAMESPACE)
     events = EventPoster(api, NAMESPACE)
-    networks = NetworkStatus(state, api, events)
+    networks = NetworkStatus(state, api, events, clock=clock)
     return state, Reconciler(state, NodeConfigs(state, api, events), networks)

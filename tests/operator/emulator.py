@@ -49,6 +49,7 @@ import attrs
 import celpy
 import kmock
 from kmock._internal import dicts, enums, rendering
+from kmock._internal.k8s import KubernetesError
 
 from multus_operator.rbac import Rule, allowed
 
@@ -475,19 +476,13 @@ class Emulator(kmock.KubernetesEmulator):
             if resource == request.resource:
                 break
         else:
-            return aiohttp.web.json_response(
-                _status(404, "the server could not find the requested resource", "NotFound"),
-                status=404,
-            )
+            raise KubernetesError(404, "NotFound", "the server could not find the requested resource")
         offset, version = 0, self._version
         token = request.params.get("continue")
         if token:
             version, offset = json.loads(base64.b64decode(token))
             if version < self._horizon:
-                return aiohttp.web.json_response(
-                    _status(410, "the provided continue parameter is too old", "Expired"),
-                    status=410,
-                )
+                raise KubernetesError(410, "Expired", "the provided continue parameter is too old")
         items = self._matching(request)
         limit = int(request.params.get("limit") or 0)
         meta: dict[str, Any] = {"resourceVersion": str(version)}
