@@ -141,9 +141,7 @@ def parser() -> argparse.ArgumentParser:
         help="keep ValidatingWebhookConfiguration NAME in sync (needs --webhook-service/url)",
     )
     p.add_argument("--webhook-service", metavar="NAME", help="the webhook's Service, here")
-    p.add_argument(
-        "--webhook-service-port", type=int, default=_default(wh, "service_port")
-    )
+    p.add_argument("--webhook-service-port", type=int, default=_default(wh, "service_port"))
     p.add_argument("--webhook-url", metavar="URL", help="base https URL (out of cluster)")
     p.add_argument(
         "--webhook-nad-failure-policy",
@@ -178,7 +176,9 @@ def from_args(argv: Sequence[str] | None, environ: Mapping[str, str]) -> Operato
         raise ConfigError("--webhook-managed/--webhook-service/--webhook-url need --webhook-port")
     identity = args.identity or environ.get("POD_NAME") or socket.gethostname()
     config = OperatorConfig(
-        namespace=args.namespace or environ.get("MULTUS_NAMESPACE") or _default(OperatorConfig, "namespace"),
+        namespace=args.namespace
+        or environ.get("MULTUS_NAMESPACE")
+        or _default(OperatorConfig, "namespace"),
         identity=identity,
         pod_ip=args.pod_ip or environ.get("POD_IP") or None,
         debounce=args.debounce,
@@ -191,7 +191,9 @@ def from_args(argv: Sequence[str] | None, environ: Mapping[str, str]) -> Operato
         lease_renew=args.lease_renew,
         webhook=webhook,
         log_level=(
-            args.log_level or environ.get("MULTUS_LOG_LEVEL") or _default(OperatorConfig, "log_level")
+            args.log_level
+            or environ.get("MULTUS_LOG_LEVEL")
+            or _default(OperatorConfig, "log_level")
         ).upper(),
     )
     problems = config.problems()

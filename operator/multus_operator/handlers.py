@@ -73,7 +73,7 @@ class Operator:
     # --- what the probes and metrics see ----------------------------------------------
 
     def view(self) -> OperatorView:
-        state, nodes, networks, rec = self.state, self.nodes, self.networks, self.reconciler
+        state, nodes, rec = self.state, self.nodes, self.reconciler
         valid = sum(1 for r in state.networks.values() if r.report.valid)
         cond = nodes.settings_condition if nodes is not None else None
         webhook = None

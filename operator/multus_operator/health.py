@@ -51,9 +51,7 @@ class ApiHealth:
             return
         failure = Failure(verb, resource, error.code, error.message, self._clock())
         self.failures[key] = failure
-        logger.warning(
-            "API: %s; retrying with backoff, not ready until it succeeds", failure
-        )
+        logger.warning("API: %s; retrying with backoff, not ready until it succeeds", failure)
 
     def succeeded(self, verb: str, resource: str) -> None:
         failure = self.failures.pop((verb, resource), None)

@@ -300,7 +300,7 @@ class KubeApi:
             return False
         return True
 
-    async def discover(self, group: str, version: str) -> list[str] | None:
+    async def discover(self, group: str, version: str) -> set[str] | None:
         """The resource names (`plural`, `plural/status`, ...) the API serves in a group
         version, or None when it serves none (no such group). Discovery is open to every
         authenticated client (the `system:discovery` ClusterRole)."""
@@ -310,7 +310,7 @@ class KubeApi:
         except NotFoundError:
             return None
         resources = (found or {}).get("resources") if isinstance(found, dict) else None
-        return [str(r.get("name")) for r in resources or [] if isinstance(r, dict)]
+        return {str(r.get("name")) for r in resources or [] if isinstance(r, dict)}
 
     # --- one request ----------------------------------------------------------------------
 

@@ -62,7 +62,10 @@ class ViewCollector(Collector):
         )
         gauges = {
             "multus_operator_ready": ("1 when ready (see /readyz).", int(view.ready)),
-            "multus_operator_leader": ("1 while this replica holds the Lease.", int(view.leading is not False)),
+            "multus_operator_leader": (
+                "1 while this replica writes (holds the Lease, or there is no election).",
+                int(view.leading is not False),
+            ),
             "multus_operator_nodes": ("Nodes known.", view.nodes),
             "multus_operator_networks_valid": ("Valid network objects.", view.networks_valid),
             "multus_operator_networks_invalid": ("Invalid network objects.", view.networks_invalid),

@@ -94,7 +94,9 @@ class WebhookServer:
         site = web.TCPSite(runner, self.addr, self.port, ssl_context=self.context)
         await site.start()
         self.serving.set()
-        logger.info("admission webhook serving on %s:%d (%s)", self.addr, self.port, ", ".join(PATHS))
+        logger.info(
+            "admission webhook serving on %s:%d (%s)", self.addr, self.port, ", ".join(PATHS)
+        )
         try:
             while True:
                 await asyncio.sleep(self.check_every)

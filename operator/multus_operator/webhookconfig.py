@@ -49,8 +49,7 @@ def content_changed(fields: tuple[str, ...]) -> str:
     """CEL: a CREATE, or an UPDATE that changes one of `fields`. `has()` guards every
     access: an evaluation error would fall back on the failurePolicy."""
     changed = [
-        f"has(object.{f}) != has(oldObject.{f})"
-        f" || (has(object.{f}) && object.{f} != oldObject.{f})"
+        f"has(object.{f}) != has(oldObject.{f}) || (has(object.{f}) && object.{f} != oldObject.{f})"
         for f in fields
     ]
     return " || ".join(["request.operation != 'UPDATE'", *changed])
@@ -210,4 +209,3 @@ class WebhookConfigManager:
                     continue
                 others += 1
         return others
-

@@ -69,7 +69,9 @@ def config_for(url: str, **overrides: Any) -> OperatorConfig:
 
 
 @contextlib.asynccontextmanager
-async def running(url: str, *, wait_synced: bool = True, **overrides: Any) -> AsyncIterator[Operator]:
+async def running(
+    url: str, *, wait_synced: bool = True, **overrides: Any
+) -> AsyncIterator[Operator]:
     """The operator, embedded in the test's loop, logged in to the emulator; stopped
     gracefully (kopf's cleanup) at the end."""
     operator = Operator(config_for(url, **overrides))

@@ -94,7 +94,7 @@ def fields_match(selector: str, obj: dict[str, Any]) -> bool:
         key, value = term.replace("!=", "=").replace("==", "=").split("=", 1)
         field = {"metadata.name": "name", "metadata.namespace": "namespace"}.get(key.strip())
         if field is None:
-            raise ValueError(f'field label not supported: {key.strip()}')
+            raise ValueError(f"field label not supported: {key.strip()}")
         if (str(meta.get(field) or "") == value.strip()) == negate:
             return False
     return True
@@ -174,9 +174,7 @@ class Change:
 def forbidden_message(subject: Subject, info: RequestInfo) -> str:
     plural, _, sub = info.resource.partition("/")
     what = f'resource "{plural}"' + (f' subresource "{sub}"' if sub else "")
-    where = (
-        f'in the namespace "{info.namespace}"' if info.namespace else "at the cluster scope"
-    )
+    where = f'in the namespace "{info.namespace}"' if info.namespace else "at the cluster scope"
     named = f"{plural}.{info.group}" if info.group else plural
     if info.name:
         named += f' "{info.name}"'
@@ -469,14 +467,18 @@ class Emulator(kmock.KubernetesEmulator):
             raw = obj.raw
             if (not labels or _selected(labels, raw)) and (not fields or fields_match(fields, raw)):
                 found.append(copy.deepcopy(raw))
-        return sorted(found, key=lambda o: (o["metadata"].get("namespace") or "", o["metadata"]["name"]))
+        return sorted(
+            found, key=lambda o: (o["metadata"].get("namespace") or "", o["metadata"]["name"])
+        )
 
     async def _serve_list(self, request: rendering.Request) -> Any:
         for resource in self._get_resources():
             if resource == request.resource:
                 break
         else:
-            raise KubernetesError(404, "NotFound", "the server could not find the requested resource")
+            raise KubernetesError(
+                404, "NotFound", "the server could not find the requested resource"
+            )
         offset, version = 0, self._version
         token = request.params.get("continue")
         if token:
@@ -487,7 +489,9 @@ class Emulator(kmock.KubernetesEmulator):
         limit = int(request.params.get("limit") or 0)
         meta: dict[str, Any] = {"resourceVersion": str(version)}
         if limit and offset + limit < len(items):
-            meta["continue"] = base64.b64encode(json.dumps([version, offset + limit]).encode()).decode()
+            meta["continue"] = base64.b64encode(
+                json.dumps([version, offset + limit]).encode()
+            ).decode()
         chunk = items[offset : offset + limit] if limit else items[offset:]
         return {"kind": "List", "apiVersion": "v1", "metadata": meta, "items": chunk}
 
@@ -554,7 +558,11 @@ class Emulator(kmock.KubernetesEmulator):
             old = self._current(key)
             if old is None:
                 return None
-            new = dicts.patch_dict(copy.deepcopy(old), data) if request.method.value == "PATCH" else data
+            new = (
+                dicts.patch_dict(copy.deepcopy(old), data)
+                if request.method.value == "PATCH"
+                else data
+            )
         else:
             new = data
         for config in self._webhook_configurations():
@@ -604,7 +612,11 @@ class Emulator(kmock.KubernetesEmulator):
                 return aiohttp.web.json_response(_status(500, message, "InternalError"), status=500)
             return None
         self.webhook_calls.append((name, operation, str(request["name"])))
-        review = {"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": request}
+        review = {
+            "apiVersion": "admission.k8s.io/v1",
+            "kind": "AdmissionReview",
+            "request": request,
+        }
         try:
             answer = await self._post_review(webhook, review)
         except Exception as exc:

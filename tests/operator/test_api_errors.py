@@ -37,7 +37,7 @@ from multus_operator.kubeapi import (
     parse_retry_after,
 )
 from multus_operator.resources import CONFIGMAPS, NODES
-from tests.operator.apiclient import NAMESPACE, Client
+from tests.operator.apiclient import Client
 from tests.operator.broken import BROKEN
 from tests.operator.conftest import (
     OPERATOR_TOKEN,
@@ -104,19 +104,25 @@ async def test_a_missing_rbac_rule_is_reported_not_fatal(
         assert status == 503
         reason = next(r for r in body["reasons"] if r.startswith("list configmaps"))
         assert reason.startswith(
-            'list configmaps: HTTP 403: configmaps is forbidden: User'
+            "list configmaps: HTTP 403: configmaps is forbidden: User"
             ' "system:serviceaccount:kube-system:multus-operator" cannot list resource'
             ' "configmaps" in API group "" in the namespace "kube-system"'
         )
         async with session.get(f"http://127.0.0.1:{http}/metrics") as resp:
             text = await resp.text()
         assert 'multus_operator_api_failing{resource="configmaps",verb="list"} 1.0' in text
-        assert 'multus_operator_api_errors_total{code="403",resource="configmaps",verb="list"}' in text
+        assert (
+            'multus_operator_api_errors_total{code="403",resource="configmaps",verb="list"}' in text
+        )
         assert "multus_operator_ready 0.0" in text
         # The webhook still judges.
         context = ssl.create_default_context(cafile=str(tls_dir / "ca.crt"))
-        review = {"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
-                  "request": {"uid": "u", "operation": "CREATE", "object": BROKEN["bad-json"][0]}}  # fmt: skip
+        request = {"uid": "u", "operation": "CREATE", "object": BROKEN["bad-json"][0]}
+        review = {
+            "apiVersion": "admission.k8s.io/v1",
+            "kind": "AdmissionReview",
+            "request": request,
+        }
         async with session.post(
             f"https://127.0.0.1:{hook}/validate-network", json=review, ssl=context
         ) as resp:

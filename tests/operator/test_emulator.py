@@ -110,7 +110,9 @@ async def test_rbac_is_enforced_with_the_api_servers_words(
     )
     status, _, _ = await _raw(client, "GET", "/api/v1/namespaces/kube-system/configmaps", token)
     assert status == 200  # its Role's namespace
-    status, _, body = await _raw(client, "PATCH", "/api/v1/namespaces/default/pods/p/status", token, {})
+    status, _, body = await _raw(
+        client, "PATCH", "/api/v1/namespaces/default/pods/p/status", token, {}
+    )
     assert status == 403 and 'cannot patch resource "pods" subresource "status"' in body["message"]
     for path in ("/api", "/apis", "/apis/k8s.cni.cncf.io/v1", "/version"):
         assert (await _raw(client, "GET", path, token))[0] == 200  # system:discovery

@@ -107,7 +107,9 @@ async def test_another_writer_removing_the_annotation_is_not_fought(
         return body
 
     async def remove() -> None:
-        await client.patch(f"{NADS}/owned", {"metadata": {"annotations": {VALIDITY_ANNOTATION: None}}})
+        await client.patch(
+            f"{NADS}/owned", {"metadata": {"annotations": {VALIDITY_ANNOTATION: None}}}
+        )
         await feed()
 
     try:

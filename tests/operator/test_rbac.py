@@ -104,7 +104,9 @@ class _Calls(ast.NodeVisitor):
             self._add((func.attr,), node.args[0] if node.args else None, node, where)
         self.generic_visit(node)
 
-    def _add(self, verbs: tuple[str, ...], arg: ast.expr | None, node: ast.Call, where: str) -> None:
+    def _add(
+        self, verbs: tuple[str, ...], arg: ast.expr | None, node: ast.Call, where: str
+    ) -> None:
         if isinstance(arg, ast.IfExp):  # NETWORKS if ... else NADS: both
             self._add(verbs, arg.body, node, where)
             self._add(verbs, arg.orelse, node, where)

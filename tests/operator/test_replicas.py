@@ -169,8 +169,7 @@ async def test_metrics_and_readiness(emulator: tuple[Emulator, Client]) -> None:
             status, text = await get("/metrics")
             assert status == 200
             assert (
-                'multus_operator_api_writes_total{resource="configmaps",verb="create"} 1.0'
-                in text
+                'multus_operator_api_writes_total{resource="configmaps",verb="create"} 1.0' in text
             )
             assert "multus_operator_nodes 1.0" in text
             assert "multus_operator_settings_valid 1.0" in text

@@ -17,7 +17,7 @@ from aiohttp.test_utils import TestServer
 from multus_operator import metrics
 from multus_operator.kubeapi import KubeApi
 from multus_operator.retries import Retries
-from tests.operator.apiclient import NAMESPACE, Client
+from tests.operator.apiclient import Client
 from tests.operator.broken import network
 from tests.operator.conftest import SETTINGS_YAML, eventually, reconciler_for, running, settled
 from tests.operator.emulator import Emulator

@@ -20,10 +20,10 @@ import pytest
 
 from multus_operator.config import ConfigError, WebhookConfig, from_args
 from multus_operator.handlers import Operator
-from multus_operator.webhookconfig import WEBHOOK_NAMES, build, content_changed
 from multus_operator.resources import NADS, NETWORKS
+from multus_operator.webhookconfig import WEBHOOK_NAMES, build, content_changed
 from tests.operator.apiclient import NAMESPACE, Client
-from tests.operator.broken import BROKEN, SEED_NETWORKS, fixed, nad, network, seed
+from tests.operator.broken import BROKEN, SEED_NETWORKS, fixed, nad, seed
 from tests.operator.conftest import eventually, running
 from tests.operator.emulator import Emulator
 from tests.operator.tls import issue
@@ -206,9 +206,7 @@ def test_configuration_one_webhook_per_kind(tls_dir: Path) -> None:
         (["--webhook-timeout", "31"], "--webhook-timeout: 31 is not within 1..30 s"),
     ],
 )  # fmt: skip
-def test_webhook_flags_are_checked_up_front(
-    tls_dir: Path, argv: list[str], message: str
-) -> None:
+def test_webhook_flags_are_checked_up_front(tls_dir: Path, argv: list[str], message: str) -> None:
     """`--webhook-managed multus` crashed later with a 422 from the API server."""
     base = ["--webhook-port", "9443", "--webhook-tls-dir", str(tls_dir)]
     with pytest.raises(ConfigError, match=message.replace(".", r"\.")):
@@ -313,11 +311,15 @@ async def test_with_the_operator_down_networks_fail_nads_pass_metadata_always(
     stored = await client.get(f"{CONFIG}/{MANAGED}")
     assert len(stored["webhooks"]) == 2  # kept: "10.0.0.2" still serves
     # ... but nothing answers at the Service now.
-    status, _ = await _write(client, "PATCH", f"{NETS}/bad-json", {"metadata": {"labels": {"a": "b"}}})
+    status, _ = await _write(
+        client, "PATCH", f"{NETS}/bad-json", {"metadata": {"labels": {"a": "b"}}}
+    )
     assert status == 200
     status, answer = await _write(client, "PATCH", f"{NETS}/bad-json", {"plugin": "macvlan"})
     assert status == 500 and "failed calling webhook" in answer["message"]
-    status, _ = await _write(client, "PATCH", f"{NADS_PATH}/nad-type-path", {"spec": {"config": "{}"}})
+    status, _ = await _write(
+        client, "PATCH", f"{NADS_PATH}/nad-type-path", {"spec": {"config": "{}"}}
+    )
     assert status == 200  # Ignore: other controllers' NAD writes go through
     await client.create(NADS_PATH, nad("strict", {"type": "bridge"}))
     async with _managed(emu, client, tls_dir, "10.0.0.1", nad_failure_policy="Fail") as op:
