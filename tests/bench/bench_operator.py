@@ -1,10 +1,12 @@
-"""Operator at scale against the API emulator: cold start, no-op resync, settings changes.
+"""Operator at scale against the API emulator: cold start, no-op resync, settings
+changes, restart, graceful failover; 1,000 nodes x 200 networks beside 5,000 x 1,000.
 
-    .venv/bin/python -m tests.bench.bench_operator [--nodes 1000] [--networks 200]
+    .venv/bin/python -m tests.bench.bench_operator [--scales 1000x200,5000x1000]
 
-The emulator runs in its own process (its memory is not the operator's). Writes are
-counted twice: by the operator's client and by the emulator (every POST/PATCH/DELETE
-it served); they must agree. Prints one table.
+Each scale runs in a process of its own (so RSS is the operator's at that scale),
+against an emulator in another process (its memory is not the operator's). Writes are
+counted twice, by the operator's client and by the emulator (every POST/PATCH/PUT/
+DELETE it served); they must agree. Prints one table, the scales side by side.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import logging
 import resource
 import subprocess
 import sys
@@ -23,11 +26,17 @@ from typing import Any
 import aiohttp
 import kopf
 
-from multus_operator.handlers import Operator, OperatorConfig
+from multus_operator.config import OperatorConfig
+from multus_operator.handlers import Operator
 from tests.operator.apiclient import Client
 
 NS = "kube-system"
 SETTINGS = "cniVersion: 1.0.0\nmode: thick\nclusterNetwork: flannel-conf\n"
+OVERRIDE = (
+    "logLevel: verbose\nnodeOverrides:\n- nodeSelector: {matchLabels: {pool: debug}}\n"
+    "  settings: {logLevel: debug}\n"
+)
+Row = tuple[str, str, str]  # measure, value, note
 
 
 def _rss_mb() -> float:
@@ -42,20 +51,21 @@ def _peak_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-async def served_writes(api: Client) -> int:
-    """How many writes (POST/PATCH/DELETE) the emulator has served so far."""
-    return int((await api.request("GET", "/_bench/writes"))["writes"])
+async def counts(api: Client) -> dict[str, int]:
+    """Requests and writes the emulator has served so far."""
+    found: dict[str, int] = await api.request("GET", "/_bench/counts")
+    return found
 
 
 def _network(i: int) -> tuple[str, dict[str, Any]]:
     """Every fifth an sriov Network (seed form), every fourth an NAD, others Networks."""
-    name = f"net-{i:03}"
+    name = f"net-{i:04}"
     if i % 5 == 0:
-        args = [{"if0": f"enp{i % 3}s0", "vlan": 100 + i, "l2enable": True}]
+        args = [{"if0": f"enp{i % 3}s0", "vlan": 100 + i % 3000, "l2enable": True}]
         body = {"plugin": "sriov", "args": json.dumps(args)}
     elif i % 4 == 0:
         conf = {"cniVersion": "1.0.0", "type": "macvlan", "master": "eth0",
-                "ipam": {"type": "host-local", "subnet": f"10.{i}.0.0/16"}}  # fmt: skip
+                "ipam": {"type": "host-local", "subnet": f"10.{i % 250}.{i // 250}.0/24"}}  # fmt: skip
         return "/apis/k8s.cni.cncf.io/v1/namespaces/default/network-attachment-definitions", {
             "apiVersion": "k8s.cni.cncf.io/v1",
             "kind": "NetworkAttachmentDefinition",
@@ -79,18 +89,13 @@ async def populate(api: Client, nodes: int, networks: int) -> None:
         async with sem:
             await api.request(method, path, body)
 
-    jobs = [
-        one(
-            "POST",
-            f"/api/v1/namespaces/{NS}/configmaps",
-            {
-                "apiVersion": "v1",
-                "kind": "ConfigMap",
-                "metadata": {"name": "multus-settings", "namespace": NS},
-                "data": {"settings.yaml": SETTINGS},
-            },
-        )
-    ]
+    settings = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": "multus-settings", "namespace": NS},
+        "data": {"settings.yaml": SETTINGS},
+    }
+    jobs = [one("POST", f"/api/v1/namespaces/{NS}/configmaps", settings)]
     for i in range(nodes):
         labels = {"pool": "debug"} if i % 100 == 0 else {"pool": "main"}
         node = {"apiVersion": "v1", "kind": "Node", "metadata": {"name": f"node-{i:04}"}}
@@ -123,14 +128,14 @@ async def populate(api: Client, nodes: int, networks: int) -> None:
 
 
 @contextlib.asynccontextmanager
-async def operator(url: str) -> AsyncIterator[Operator]:
-    op = Operator(
-        OperatorConfig(
-            namespace=NS,
-            connection=kopf.ConnectionInfo(server=url, default_namespace=NS),
-            debounce=0.5,
-        )
-    )
+async def operator(url: str, **overrides: Any) -> AsyncIterator[Operator]:
+    settings: dict[str, Any] = {
+        "namespace": NS,
+        "connection": kopf.ConnectionInfo(server=url, default_namespace=NS),
+        "debounce": 0.5,
+    }
+    settings.update(overrides)
+    op = Operator(OperatorConfig(**settings))
     stop = asyncio.Event()
     task = asyncio.create_task(
         kopf.operator(registry=op.registry, clusterwide=True, standalone=True, stop_flag=stop)
@@ -140,78 +145,81 @@ async def operator(url: str) -> AsyncIterator[Operator]:
     finally:
         stop.set()
         with contextlib.suppress(Exception):
-            await asyncio.wait_for(task, 30)
+            await asyncio.wait_for(task, 60)
 
 
 async def converged(op: Operator, nodes: int, quiet: float = 1.0) -> float:
     """Wait for a quiet, complete state; return when it was reached (monotonic)."""
+    await asyncio.wait_for(op.synced.wait(), 600)
     rec = op.reconciler
-    await asyncio.wait_for(rec.bootstrapped.wait(), 120)
+    assert rec is not None
     while True:
         await rec.idle.wait()
         reached = time.monotonic()
         passes = rec.passes
         await asyncio.sleep(quiet)
-        if rec.idle.is_set() and rec.passes == passes and len(rec.configmaps) == nodes:
+        if rec.idle.is_set() and rec.passes == passes and len(op.state.configmaps) == nodes:
             return reached
 
 
-async def run(nodes: int, networks: int) -> list[tuple[str, str, str]]:
+class LineCounter(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.lines = 0
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines += 1
+
+
+async def one_scale(nodes: int, networks: int) -> list[Row]:
     server = subprocess.Popen(
-        [sys.executable, "-m", "tests.bench.emulator_server"],
-        stdout=subprocess.PIPE,
-        text=True,
+        [sys.executable, "-m", "tests.bench.emulator_server"], stdout=subprocess.PIPE, text=True
     )
-    rows: list[tuple[str, str, str]] = []
+    rows: list[Row] = []
+    lines = LineCounter()
+    logging.getLogger().addHandler(lines)
+    logging.getLogger().setLevel(logging.INFO)
     try:
         assert server.stdout is not None
         url = server.stdout.readline().strip()
-        async with aiohttp.ClientSession() as session:
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=600)) as session:
             api = Client(url, session)
             started = time.monotonic()
             await populate(api, nodes, networks)
             rows.append(("populate (test client)", f"{time.monotonic() - started:.1f} s", ""))
-            base = await served_writes(api)
+            base = (await counts(api))["writes"]
             rss_before = _rss_mb()
+            lines.lines = 0
             async with operator(url) as op:
                 started = time.monotonic()
                 took = await converged(op, nodes) - started
-                cold = await served_writes(api) - base
+                cold = (await counts(api))["writes"] - base
                 assert op.api is not None
                 own = sum(op.api.writes.values())
                 detail = ", ".join(f"{k}: {v}" for k, v in sorted(op.api.writes.items()))
                 rows.append(("cold start: time to converge", f"{took:.1f} s", ""))
                 rows.append(("cold start: API writes", str(cold), f"operator counted {own}"))
-                rows.append(("", "", detail))
+                rows.append(("  of which", "", detail))
+                rows.append(("cold start: log lines", str(lines.lines), "INFO and above"))
                 rows.append(
                     (
-                        "operator RSS (now / peak)",
+                        "operator RSS after converging / peak",
                         f"{_rss_mb():.0f} / {max(_peak_mb(), _rss_mb()):.0f} MB",
-                        f"{rss_before:.0f} MB before start",
+                        f"{rss_before:.0f} MB before start (bench process)",
                     )
                 )
-                mark = await served_writes(api)
+                mark = (await counts(api))["writes"]
+                assert op.reconciler is not None
                 op.reconciler.resync()
                 started = time.monotonic()
                 took = await converged(op, nodes) - started
-                rows.append(
-                    (
-                        "no-op resync: writes",
-                        str(await served_writes(api) - mark),
-                        f"pass done in {took:.1f} s",
-                    )
-                )
+                writes = (await counts(api))["writes"] - mark
+                rows.append(("no-op resync: writes", str(writes), f"pass done in {took:.1f} s"))
                 for label, text, affected in (
                     ("settings change (all nodes)", SETTINGS + "logLevel: verbose\n", nodes),
-                    (
-                        "settings change (override, pool=debug)",
-                        SETTINGS + "logLevel: verbose\nnodeOverrides:\n"
-                        "- nodeSelector: {matchLabels: {pool: debug}}\n"
-                        "  settings: {logLevel: debug}\n",
-                        len(range(0, nodes, 100)),
-                    ),
+                    ("settings change (override)", SETTINGS + OVERRIDE, len(range(0, nodes, 100))),
                 ):
-                    mark = await served_writes(api)
+                    mark = (await counts(api))["writes"]
                     started = time.monotonic()
                     await api.request(
                         "PATCH",
@@ -220,41 +228,77 @@ async def run(nodes: int, networks: int) -> list[tuple[str, str, str]]:
                     )
                     await asyncio.sleep(0.2)
                     took = await converged(op, nodes) - started
-                    writes = await served_writes(api) - mark - 1
-                    rows.append(
-                        (
-                            f"{label}: writes",
-                            str(writes),
-                            f"nodes affected {affected}; converged in {took:.1f} s",
-                        )
-                    )
-            mark = await served_writes(api)
+                    writes = (await counts(api))["writes"] - mark - 1
+                    note = f"nodes affected {affected}; converged in {took:.1f} s"
+                    rows.append((f"{label}: writes", str(writes), note))
+            before = await counts(api)
+            lines.lines = 0
             async with operator(url) as op:
                 started = time.monotonic()
                 took = await converged(op, nodes) - started
-                rows.append(
-                    (
-                        "restart (re-list everything): writes",
-                        str(await served_writes(api) - mark),
-                        f"converged in {took:.1f} s",
-                    )
-                )
+                after = await counts(api)
+                rows.append(("restart to converged", f"{took:.1f} s",
+                             f"{after['writes'] - before['writes']} writes,"
+                             f" {after['requests'] - before['requests']} requests,"
+                             f" {lines.lines} log lines"))  # fmt: skip
+            rows += await failover(api, url, nodes)
     finally:
+        logging.getLogger().removeHandler(lines)
         server.terminate()
         server.wait(10)
     return rows
 
 
+async def failover(api: Client, url: str, nodes: int) -> list[Row]:
+    """Two replicas; the leader stops gracefully (SIGTERM); the warm standby takes over."""
+    lease = {"leader_election": True, "lease_duration": 15.0, "lease_renew": 2.0}
+    async with operator(url, identity="a", **lease) as a:
+        await converged(a, nodes)
+        assert a.elector is not None
+        await asyncio.wait_for(a.elector.leading.wait(), 60)
+        async with operator(url, identity="b", **lease) as b:
+            await asyncio.wait_for(b.synced.wait(), 600)
+            mark = (await counts(api))["writes"]
+            await a.stop()
+            stopped = time.monotonic()
+            assert b.elector is not None
+            await asyncio.wait_for(b.elector.leading.wait(), 60)
+            handed = time.monotonic() - stopped
+            took = await converged(b, nodes) - stopped
+            writes = (await counts(api))["writes"] - mark
+    note = f"standby converged {took:.1f} s after the stop; {writes} writes (Lease ones included)"
+    return [("graceful failover: standby leads after", f"{handed:.2f} s", note)]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--nodes", type=int, default=1000)
-    parser.add_argument("--networks", type=int, default=200)
+    parser.add_argument("--scales", default="1000x200,5000x1000", help="NODESxNETWORKS,...")
+    parser.add_argument("--one", help=argparse.SUPPRESS)  # one scale, rows as JSON
     args = parser.parse_args(argv)
-    rows = asyncio.run(run(args.nodes, args.networks))
-    print(f"\nmultus-operator benchmark: {args.nodes} nodes, {args.networks} networks\n")
-    width = max(len(r[0]) for r in rows)
-    for what, value, note in rows:
-        print(f"| {what:<{width}} | {value:>14} | {note}")
+    if args.one:
+        nodes, networks = (int(n) for n in args.one.split("x"))
+        rows = asyncio.run(one_scale(nodes, networks))
+        print(json.dumps(rows))
+        return 0
+    scales = args.scales.split(",")
+    results: dict[str, list[Row]] = {}
+    for scale in scales:
+        run = subprocess.run(
+            [sys.executable, "-m", "tests.bench.bench_operator", "--one", scale],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        results[scale] = [tuple(r) for r in json.loads(run.stdout.strip().splitlines()[-1])]
+    print("\nmultus-operator benchmark (nodes x networks; emulator in its own process)\n")
+    measures = [r[0] for r in results[scales[0]]]
+    width = max(len(m) for m in measures)
+    heads = [s.replace("x", " x ") for s in scales]
+    print(f"| {'':<{width}} | " + " | ".join(f"{h:>14}" for h in heads) + " | notes")
+    for i, measure in enumerate(measures):
+        values = [results[s][i][1] for s in scales]
+        notes = " / ".join(results[s][i][2] for s in scales if results[s][i][2])
+        print(f"| {measure:<{width}} | " + " | ".join(f"{v:>14}" for v in values) + f" | {notes}")
     return 0
 
 

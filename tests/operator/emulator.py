@@ -209,7 +209,8 @@ class Emulator(kmock.KubernetesEmulator):
     _changes: list[Change] = attrs.field(factory=list, init=False)
     _versions: list[int] = attrs.field(factory=list, init=False)
     _dropped: int = attrs.field(default=0, init=False)  # changes forgotten by compact()
-    _changed: asyncio.Condition = attrs.field(factory=asyncio.Condition, init=False)
+    _wakers: set[asyncio.Event] = attrs.field(factory=set, init=False)  # open watch streams
+    _webhook_configs: dict[str, dict[str, Any]] = attrs.field(factory=dict, init=False)
     _watch_epoch: int = attrs.field(default=0, init=False)
     _write_lock: asyncio.Lock = attrs.field(factory=asyncio.Lock, init=False)
     _write_log: list[str] = attrs.field(factory=list, init=False)
@@ -253,8 +254,8 @@ class Emulator(kmock.KubernetesEmulator):
         """End every open watch stream (an API server restart; a load balancer's idle
         timeout); clients resume from their last resourceVersion."""
         self._watch_epoch += 1
-        async with self._changed:
-            self._changed.notify_all()
+        for waker in self._wakers:
+            waker.set()
 
     def writes(self) -> list[str]:
         """Every write request served so far, as `METHOD path`."""
@@ -379,12 +380,18 @@ class Emulator(kmock.KubernetesEmulator):
             if before == after:
                 return
             obj, kind = after, "MODIFIED"
+        if resource == WEBHOOKS:
+            name = obj["metadata"]["name"]
+            if kind == "DELETED":
+                self._webhook_configs.pop(name, None)
+            else:
+                self._webhook_configs[name] = obj
         version = int(obj["metadata"]["resourceVersion"])
         self._version = max(self._version, version)
         self._changes.append(Change(version, resource, kind, obj, before))
         self._versions.append(version)
-        async with self._changed:
-            self._changed.notify_all()
+        for waker in self._wakers:
+            waker.set()
 
     async def _replace(self, request: rendering.Request) -> aiohttp.web.StreamResponse:
         """PUT: the body replaces the object (or only its status, on `/status`)."""
@@ -453,6 +460,38 @@ class Emulator(kmock.KubernetesEmulator):
             generation += 1
         meta["generation"] = generation
 
+    # --- one object, by its key (kmock scans every object for each) -----------------------
+
+    def _key(self, request: rendering.Request, name: str | None = None) -> Any:
+        namespace = request.namespace
+        if namespace is None and isinstance(request.data, dict):
+            namespace = (request.data.get("metadata") or {}).get("namespace")
+        namespace = namespace if self._namespaced(request) else None
+        return (request.resource, namespace, name or request.name)
+
+    def _found(self, key: Any, last: bool = False) -> Any:
+        if key not in self.objects:
+            raise KubernetesError(404, "NotFound", "the object is not found")
+        obj = self.objects[key]
+        if last:
+            return obj.last.raw
+        if obj.deleted:
+            raise KubernetesError(404, "NotFound", "the object is not found")
+        return obj.raw
+
+    async def _serve_fetch(self, request: rendering.Request) -> Any:
+        return self._found(self._key(request))
+
+    async def _serve_create(self, request: rendering.Request) -> Any:
+        name = (request.data.get("metadata") or {}).get("name")
+        return self._found(self._key(request, name))
+
+    async def _serve_update(self, request: rendering.Request) -> Any:
+        return self._found(self._key(request), last=True)
+
+    async def _serve_delete(self, request: rendering.Request) -> Any:
+        return self._found(self._key(request), last=True)
+
     # --- LIST and WATCH -----------------------------------------------------------------
 
     def _matching(self, request: rendering.Request) -> list[dict[str, Any]]:
@@ -507,41 +546,48 @@ class Emulator(kmock.KubernetesEmulator):
         if since_text in ("", "0"):
             since = self._version
             for obj in self._matching(request):
-                yield {"type": "ADDED", "object": obj}
+                yield _line({"type": "ADDED", "object": obj})
         else:
             since = int(since_text)
             if since < self._horizon:
                 message = f"too old resource version: {since} ({self._horizon})"
-                yield {"type": "ERROR", "object": _status(410, message, "Expired")}
+                yield _line({"type": "ERROR", "object": _status(410, message, "Expired")})
                 return
         position = self._dropped + bisect.bisect_right(self._versions, since)
         last_bookmark = time.monotonic()
-        while time.monotonic() < deadline and epoch == self._watch_epoch:
-            if position < self._dropped:  # compacted under this stream
-                message = f"too old resource version: {since} ({self._horizon})"
-                yield {"type": "ERROR", "object": _status(410, message, "Expired")}
-                return
-            while position - self._dropped < len(self._changes):
-                change = self._changes[position - self._dropped]
-                position += 1
-                if change.resource != resource:
+        waker = asyncio.Event()
+        self._wakers.add(waker)
+        try:
+            while time.monotonic() < deadline and epoch == self._watch_epoch:
+                waker.clear()  # before looking: a change from now on wakes us again
+                if position < self._dropped:  # compacted under this stream
+                    message = f"too old resource version: {since} ({self._horizon})"
+                    yield _line({"type": "ERROR", "object": _status(410, message, "Expired")})
+                    return
+                lines = []
+                while position - self._dropped < len(self._changes):
+                    change = self._changes[position - self._dropped]
+                    position += 1
+                    if change.resource != resource:
+                        continue
+                    event = _event_for(change, request.namespace, labels, fields)
+                    if event is not None:
+                        lines.append(_line(event))
+                if bookmarks and time.monotonic() - last_bookmark >= self.bookmark_every:
+                    last_bookmark = time.monotonic()
+                    version = {"metadata": {"resourceVersion": str(self._version)}}
+                    lines.append(_line({"type": "BOOKMARK", "object": version}))
+                if lines:
+                    yield b"".join(lines)  # one write for a burst
                     continue
-                event = _event_for(change, request.namespace, labels, fields)
-                if event is not None:
-                    yield event
-            if bookmarks and time.monotonic() - last_bookmark >= self.bookmark_every:
-                last_bookmark = time.monotonic()
-                yield {
-                    "type": "BOOKMARK",
-                    "object": {"metadata": {"resourceVersion": str(self._version)}},
-                }
-            wait = min(self.bookmark_every, max(0.0, deadline - time.monotonic()))
-            async with self._changed:
-                if position - self._dropped >= len(self._changes) and epoch == self._watch_epoch:
-                    try:
-                        await asyncio.wait_for(self._changed.wait(), wait)
-                    except TimeoutError:
-                        pass
+                wait = min(self.bookmark_every, max(0.0, deadline - time.monotonic()))
+                try:
+                    async with asyncio.timeout(wait):
+                        await waker.wait()
+                except TimeoutError:
+                    pass
+        finally:
+            self._wakers.discard(waker)
 
     # --- admission ----------------------------------------------------------------------
 
@@ -575,11 +621,7 @@ class Emulator(kmock.KubernetesEmulator):
         return None
 
     def _webhook_configurations(self) -> list[dict[str, Any]]:
-        return [
-            copy.deepcopy(obj.raw)
-            for (res, _, _), obj in self.objects.items()
-            if _res_key(res) == WEBHOOKS and not obj.deleted
-        ]
+        return [copy.deepcopy(c) for c in self._webhook_configs.values()]
 
     async def _call_webhook(
         self,
@@ -710,6 +752,10 @@ def _event_for(
         )
         return {"type": "DELETED", "object": change.obj} if matched else None
     return {"type": change.kind, "object": change.obj} if now else None
+
+
+def _line(event: dict[str, Any]) -> bytes:
+    return json.dumps(event).encode() + b"\n"
 
 
 def _res_key(resource: Any) -> str:

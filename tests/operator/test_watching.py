@@ -85,11 +85,13 @@ async def test_410_lists_again_and_delivers_what_vanished(
         await client.create(CMS, _cm(name))
     async with watching(client, CONFIGMAPS, namespace="ns1") as (watch, seen):
         await asyncio.wait_for(watch.synced.wait(), 5)
-        await client.add_node("elsewhere")  # the resourceVersion moves on ...
-        emu.compact()  # ... and the watch's is compacted away
+        # Cut off (watches refused), while b goes, d comes and the history is compacted.
+        lift = emu.refuse(lambda r: r.params.get("watch") == "true", 503)
+        await emu.break_watches()
         await client.delete(f"{CMS}/b")
         await client.create(CMS, _cm("d"))
-        await emu.break_watches()
+        emu.compact()
+        lift()
         await eventually(lambda: set(seen.objects) == {"a", "c", "d"})
     assert ("DELETED", "b") in seen.events
     assert len([r for r in emu.requests_log if r.info.verb == "list"]) == 2
