@@ -64,8 +64,9 @@ def _network(i: int) -> tuple[str, dict[str, Any]]:
         args = [{"if0": f"enp{i % 3}s0", "vlan": 100 + i % 3000, "l2enable": True}]
         body = {"plugin": "sriov", "args": json.dumps(args)}
     elif i % 4 == 0:
+        subnet = f"10.{i % 250}.{i // 250}.0/24"
         conf = {"cniVersion": "1.0.0", "type": "macvlan", "master": "eth0",
-                "ipam": {"type": "host-local", "subnet": f"10.{i % 250}.{i // 250}.0/24"}}  # fmt: skip
+                "ipam": {"type": "host-local", "subnet": subnet}}  # fmt: skip
         return "/apis/k8s.cni.cncf.io/v1/namespaces/default/network-attachment-definitions", {
             "apiVersion": "k8s.cni.cncf.io/v1",
             "kind": "NetworkAttachmentDefinition",
