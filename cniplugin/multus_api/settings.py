@@ -10,8 +10,6 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-LOG_LEVELS = ("debug", "verbose", "error", "panic")
-
 
 class LabelSelectorRequirement(BaseModel):
     model_config = ConfigDict(extra="forbid")

@@ -39,10 +39,9 @@ RAW_TLS = True
 class ApiError(CniError):
     """The API server answered with an error we do not retry (4xx other than 429)."""
 
-    def __init__(self, msg: str, status: int, reason: str = "") -> None:
+    def __init__(self, msg: str, status: int) -> None:
         super().__init__(msg)
         self.status = status
-        self.reason = reason
 
 
 class _Transient(Exception):
@@ -134,11 +133,9 @@ class Client:
     def raise_for(status: int, doc: Any, method: str, path: str) -> None:
         if 200 <= status < 300:
             return
-        reason = doc.get("reason", "") if isinstance(doc, dict) else ""
         raise ApiError(
             f"Kubernetes API: {method} {path} failed with HTTP {status}: {_message(doc, b'')}",
             status,
-            str(reason),
         )
 
     # ---- transport ----

@@ -73,14 +73,6 @@ class ApiConfig:
         return self.token
 
 
-def in_cluster_available(environ: dict[str, str] | None = None) -> bool:
-    """True inside a pod with a service account (the in-cluster credentials)."""
-    env = os.environ if environ is None else environ
-    return bool(env.get("KUBERNETES_SERVICE_HOST")) and os.path.exists(
-        os.path.join(SERVICE_ACCOUNT_DIR, "token")
-    )
-
-
 def in_cluster(
     sa_dir: str = SERVICE_ACCOUNT_DIR, environ: dict[str, str] | None = None
 ) -> ApiConfig:

@@ -54,9 +54,3 @@ def set_default_route(netns: str, ifname: str, gateways: list[str]) -> None:
                 f"default-route: cannot route {default} via {gateway} on {ifname}: "
                 f"{added.stderr.strip()}"
             )
-
-
-def default_routes(netns: str, fam: str) -> list[str]:
-    """`ip route show default` lines of one family (for tests and diagnostics)."""
-    out = _ip(netns, f"-{fam}", "route", "show", "default")
-    return [line.strip() for line in out.stdout.splitlines() if line.strip()]
