@@ -2,8 +2,9 @@
 
 Follows the interface naming of the README ("Interface names"): the cluster (master)
 network gets eth0; the seed's `networks` annotation makes its first network the
-master and names the others net0, net1...; NPWG's `k8s.v1.cni.cncf.io/networks` names them net1, net2...; a
-requested `interface` (or the sriov `if0name`) always wins.
+master and names the others net0, net1...; NPWG's `k8s.v1.cni.cncf.io/networks`
+names them net1, net2...; a requested `interface` (or the sriov `if0name`) always
+wins.
 """
 
 from __future__ import annotations

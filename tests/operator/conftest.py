@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -51,6 +52,14 @@ async def emulator() -> AsyncIterator[tuple[Emulator, Client]]:
         aiohttp.ClientSession() as session,
     ):
         yield emu, Client(str(server.url), session)
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 nothing listens on (other suites run alongside)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
 
 
 def config_for(url: str, **overrides: Any) -> OperatorConfig:

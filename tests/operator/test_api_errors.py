@@ -8,7 +8,6 @@ import asyncio
 import dataclasses
 import json
 import logging
-import socket
 import ssl
 import time
 from pathlib import Path
@@ -44,6 +43,7 @@ from tests.operator.conftest import (
     RULES_FILE,
     SETTINGS_YAML,
     eventually,
+    free_port,
     running,
     settled,
 )
@@ -64,13 +64,6 @@ def _without(resource: str, verb: str) -> list[rbac.Rule]:
     return rules
 
 
-def _port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 async def test_a_missing_rbac_rule_is_reported_not_fatal(
     emulator: tuple[Emulator, Client], tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -84,7 +77,7 @@ async def test_a_missing_rbac_rule_is_reported_not_fatal(
     emu.users[OPERATOR_TOKEN] = dataclasses.replace(
         full, rules=tuple(_without("configmaps", "list"))
     )
-    http, hook = _port(), _port()
+    http, hook = free_port(), free_port()
     tls_dir = issue(tmp_path / "tls")
     webhook = WebhookConfig(port=hook, tls_dir=tls_dir, addr="127.0.0.1")
     async with (
@@ -137,19 +130,25 @@ async def test_a_missing_rbac_rule_is_reported_not_fatal(
     assert lines[1].startswith("API: list configmaps works again")
 
 
+def _throttle(emu: Emulator, times: int) -> tuple[list[float], Any]:
+    """Answer the first `times` ConfigMap creations 429 with Retry-After: 1; returns when
+    each creation was tried, and the function that lifts it."""
+    tried: list[float] = []
+
+    def throttled(request: Any) -> bool:
+        if request.method.value == "POST" and request.url.path.endswith("/configmaps"):
+            tried.append(time.monotonic())
+            return len(tried) <= times
+        return False
+
+    return tried, emu.refuse(throttled, 429, retry_after=1)
+
+
 async def test_429_waits_for_retry_after(emulator: tuple[Emulator, Client]) -> None:
     emu, client = emulator
     await client.set_settings(SETTINGS_YAML)
     await client.add_node("node1")
-    refused: list[float] = []
-
-    def throttled(request: Any) -> bool:
-        if request.method.value == "POST" and request.url.path.endswith("/configmaps"):
-            refused.append(time.monotonic())
-            return len(refused) <= 2
-        return False
-
-    lift = emu.refuse(throttled, 429, retry_after=1)
+    refused, lift = _throttle(emu, 2)
     try:
         async with running(client.url) as op:
             await eventually(lambda: client.configmap("node1"), timeout=10)
@@ -167,15 +166,7 @@ async def test_retry_after_holds_back_an_item_past_its_backoff(
     emu, client = emulator
     await client.set_settings(SETTINGS_YAML)
     await client.add_node("node1")
-    seen: list[float] = []
-
-    def throttled(request: Any) -> bool:
-        if request.method.value == "POST" and request.url.path.endswith("/configmaps"):
-            seen.append(time.monotonic())
-            return len(seen) <= 4  # 1 + 3 client retries: then the reconciler's retry
-        return False
-
-    lift = emu.refuse(throttled, 429, retry_after=1)
+    seen, lift = _throttle(emu, 4)  # 1 + 3 client retries: then the reconciler's retry
     try:
         async with running(client.url) as op:
             await eventually(lambda: len(seen) >= 4, timeout=10)
@@ -257,9 +248,7 @@ async def test_errors_come_by_kind(status: int, kind: type[Exception]) -> None:
 
 
 async def test_no_answer_is_an_error_too() -> None:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]  # nothing listens here once closed
+    port = free_port()  # nothing listens there
     api = KubeApi(kopf.ConnectionInfo(server=f"http://127.0.0.1:{port}"))
     try:
         with pytest.raises(UnreachableError, match="get nodes: no answer"):

@@ -8,7 +8,6 @@ import asyncio
 import json
 import os
 import signal
-import socket
 import sys
 from pathlib import Path
 
@@ -16,17 +15,10 @@ import aiohttp
 import yaml
 
 from tests.operator.apiclient import Client
-from tests.operator.conftest import OPERATOR_TOKEN, SETTINGS_YAML, eventually
+from tests.operator.conftest import OPERATOR_TOKEN, SETTINGS_YAML, eventually, free_port
 from tests.operator.emulator import Emulator
 
 LEASE = "/apis/coordination.k8s.io/v1/namespaces/kube-system/leases/multus-operator"
-
-
-def _port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def _kubeconfig(tmp_path: Path, server: str) -> Path:
@@ -69,7 +61,7 @@ async def test_console_script_against_kubeconfig(
     emu, client = emulator
     await client.set_settings(SETTINGS_YAML)
     await client.add_node("node1")
-    port = _port()
+    port = free_port()
     env = {
         **os.environ,
         "KUBECONFIG": str(_kubeconfig(tmp_path, client.url)),

@@ -17,7 +17,6 @@ from __future__ import annotations
 import ast
 import asyncio
 import dataclasses
-import socket
 from pathlib import Path
 
 import pytest
@@ -32,6 +31,7 @@ from tests.operator.conftest import (
     RULES_FILE,
     SETTINGS_YAML,
     eventually,
+    free_port,
     running,
     settled,
 )
@@ -213,13 +213,6 @@ def _record_issues(records: list[Recorded], uses: list[Use]) -> list[str]:
     return found
 
 
-def _port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 async def _life(emu: Emulator, client: Client, tls_dir: Path) -> None:
     """Every code path that talks to the API, once."""
     await client.set_settings(SETTINGS_YAML)
@@ -241,7 +234,7 @@ async def _life(emu: Emulator, client: Client, tls_dir: Path) -> None:
             "endpoints": [{"addresses": ["10.0.0.1"], "conditions": {"ready": True}}],
         },
     )
-    port = _port()
+    port = free_port()
     emu.services[(NAMESPACE, "multus-webhook")] = f"https://127.0.0.1:{port}"
     webhook = WebhookConfig(
         port=port, tls_dir=tls_dir, addr="127.0.0.1", managed="multus-operator",

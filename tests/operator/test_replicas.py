@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import socket
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -16,7 +15,7 @@ import pytest
 
 from tests.operator.apiclient import Client
 from tests.operator.broken import BROKEN, SEED_NETWORKS, seed
-from tests.operator.conftest import SETTINGS_YAML, eventually, running, settled
+from tests.operator.conftest import SETTINGS_YAML, eventually, free_port, running, settled
 from tests.operator.emulator import Emulator
 
 CREATE_CM = "create configmaps"
@@ -152,9 +151,7 @@ async def test_metrics_and_readiness(emulator: tuple[Emulator, Client]) -> None:
     _emu, client = emulator
     await client.set_settings(SETTINGS_YAML)
     await client.add_node("node1")
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = free_port()
     async with running(client.url, http_port=port, http_addr="127.0.0.1") as op:
         await eventually(lambda: client.configmap("node1"))
         await settled(op)

@@ -9,7 +9,6 @@ import base64
 import contextlib
 import copy
 import logging
-import socket
 import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -24,7 +23,7 @@ from multus_operator.resources import NADS, NETWORKS
 from multus_operator.webhookconfig import WEBHOOK_NAMES, build, content_changed
 from tests.operator.apiclient import NAMESPACE, Client
 from tests.operator.broken import BROKEN, SEED_NETWORKS, fixed, nad, seed
-from tests.operator.conftest import eventually, running
+from tests.operator.conftest import eventually, free_port, running
 from tests.operator.emulator import Emulator
 from tests.operator.tls import issue
 
@@ -39,13 +38,6 @@ MANAGED = "multus-operator.multus.cni.cncf.io"
 @pytest.fixture
 def tls_dir(tmp_path: Path) -> Path:
     return issue(tmp_path / "webhook-tls")
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def _review(
@@ -87,7 +79,7 @@ def _webhook_config(tls_dir: Path, port: int, **overrides: Any) -> WebhookConfig
 @contextlib.asynccontextmanager
 async def _direct(client: Client, tls_dir: Path) -> AsyncIterator[tuple[Review, str]]:
     """The operator with its webhook; yields `review(obj, operation, old)` and the base URL."""
-    port = _free_port()
+    port = free_port()
     context = ssl.create_default_context(cafile=str(tls_dir / "ca.crt"))
     async with (
         running(client.url, webhook=_webhook_config(tls_dir, port)) as op,
@@ -224,7 +216,7 @@ async def _managed(
 ) -> AsyncIterator[Operator]:
     """A replica with a managed configuration behind the Service `SERVICE`, which the
     emulator resolves to this replica's port (kube-proxy's part)."""
-    port = _free_port()
+    port = free_port()
     config = _webhook_config(
         tls_dir, port, managed=MANAGED, service=SERVICE, tls_check_every=0.2, **webhook
     )
