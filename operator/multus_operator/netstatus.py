@@ -92,18 +92,18 @@ class NetworkStatus:
                 "Ready", "True", "UsableOnAllNodes", "no node-specific requirement"
             )
         missing: list[str] = []
-        usable = 0
-        for name in sorted(nodes):
-            why = rendering.usable_on(record.view, self.state.inventories.get(name))
-            if why is None:
-                usable += 1
-            else:
-                missing.append(f"{name} ({why})")
+        unusable = 0
+        for name in self.state.sorted_nodes():
+            why = self.state.why_unusable(record.view, name)
+            if why is not None:
+                unusable += 1
+                if len(missing) < 10:
+                    missing.append(f"{name} ({why})")
+        usable = total - unusable
         message = f"usable on {usable} of {total} nodes"
         if missing:
-            shown = ", ".join(missing[:10])
-            more = f" and {len(missing) - 10} more" if len(missing) > 10 else ""
-            message += f"; not on: {shown}{more}"
+            more = f" and {unusable - 10} more" if unusable > 10 else ""
+            message += f"; not on: {', '.join(missing)}{more}"
         if usable == 0:
             return conditions.Wanted("Ready", "False", "NoUsableNode", message)
         reason = "UsableOnAllNodes" if usable == total else "UsableOnSomeNodes"

@@ -91,7 +91,7 @@ class NodeConfigs:
         if node is None or self.settings is None:
             return None
         view = NodeView(name, node.labels, self.state.inventories.get(name))
-        return rendering.render(self.settings, view, self.state.sriov_networks())
+        return rendering.render(self.settings, view, self.state.usable_sriov(name))
 
     async def sync(self, name: str) -> None:
         """Make node `name`'s ConfigMap what it should be (or delete it: node gone)."""

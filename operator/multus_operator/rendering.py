@@ -8,6 +8,7 @@ operator skip writes when nothing changed.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 from collections.abc import Iterable, Mapping
@@ -43,7 +44,7 @@ class NetworkView:
     key: str
     confs: tuple[Mapping[str, Any], ...]
 
-    @property
+    @functools.cached_property
     def is_sriov(self) -> bool:
         return any(c.get("type") in SRIOV_TYPES for c in self.confs)
 

@@ -130,6 +130,12 @@ class ClusterState:
         self.wake = asyncio.Event()
         self._sriov_views: list[NetworkView] = []
         self._sriov_views_stale = True
+        # Many nodes share one inventory (or have none): a verdict per (network, inventory)
+        # is computed once, not once per node (5,000 nodes x 200 SR-IOV networks).
+        self._inventory_keys: dict[str, str] = {}  # node -> its inventory's JSON
+        self._why_unusable: dict[tuple[str, str], str | None] = {}
+        self._usable: dict[str, list[NetworkView]] = {}  # inventory JSON -> usable views
+        self._sorted_nodes: list[str] | None = None
 
     # --- the watch callbacks ----------------------------------------------------------
 
@@ -141,10 +147,13 @@ class ClusterState:
         if event == "DELETED":
             if self.nodes.pop(name, None) is None:
                 return
+            self._sorted_nodes = None
         else:
             info = NodeInfo(name, meta.get("uid"), dict(meta.get("labels") or {}))
             if self.nodes.get(name) == info:
                 return  # a heartbeat or a status change: nothing we render from
+            if name not in self.nodes:
+                self._sorted_nodes = None
             self.nodes[name] = info
         self.mark_node(name)
         self.mark_all_networks()
@@ -166,8 +175,10 @@ class ClusterState:
             return
         if inventory is None:
             self.inventories.pop(name, None)
+            self._inventory_keys.pop(name, None)
         else:
             self.inventories[name] = inventory
+            self._inventory_keys[name] = inventory.model_dump_json()
         self.mark_node(name)
         self.mark_all_networks()
 
@@ -244,6 +255,8 @@ class ClusterState:
 
     def _sriov_changed(self) -> None:
         self._sriov_views_stale = True
+        self._why_unusable.clear()
+        self._usable.clear()
         self.marks.all_nodes = True
         self.kick()
 
@@ -269,3 +282,23 @@ class ClusterState:
             ]
             self._sriov_views_stale = False
         return self._sriov_views
+
+    def sorted_nodes(self) -> list[str]:
+        if self._sorted_nodes is None:
+            self._sorted_nodes = sorted(self.nodes)
+        return self._sorted_nodes
+
+    def why_unusable(self, view: NetworkView, node: str) -> str | None:
+        """`rendering.usable_on` for this node's inventory, remembered per inventory."""
+        key = (view.key, self._inventory_keys.get(node, ""))
+        if key not in self._why_unusable:
+            self._why_unusable[key] = rendering.usable_on(view, self.inventories.get(node))
+        return self._why_unusable[key]
+
+    def usable_sriov(self, node: str) -> list[NetworkView]:
+        """The SR-IOV networks usable on `node`, remembered per inventory."""
+        key = self._inventory_keys.get(node, "")
+        if key not in self._usable:
+            views = self.sriov_networks()
+            self._usable[key] = [v for v in views if self.why_unusable(v, node) is None]
+        return self._usable[key]

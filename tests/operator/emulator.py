@@ -495,6 +495,7 @@ class Emulator(kmock.KubernetesEmulator):
     # --- LIST and WATCH -----------------------------------------------------------------
 
     def _matching(self, request: rendering.Request) -> list[dict[str, Any]]:
+        """The stored objects a LIST or a WATCH asks for, sorted, not copied."""
         labels = request.params.get("labelSelector") or ""
         fields = request.params.get("fieldSelector") or ""
         found = []
@@ -505,7 +506,7 @@ class Emulator(kmock.KubernetesEmulator):
                 continue
             raw = obj.raw
             if (not labels or _selected(labels, raw)) and (not fields or fields_match(fields, raw)):
-                found.append(copy.deepcopy(raw))
+                found.append(raw)
         return sorted(
             found, key=lambda o: (o["metadata"].get("namespace") or "", o["metadata"]["name"])
         )
@@ -531,7 +532,7 @@ class Emulator(kmock.KubernetesEmulator):
             meta["continue"] = base64.b64encode(
                 json.dumps([version, offset + limit]).encode()
             ).decode()
-        chunk = items[offset : offset + limit] if limit else items[offset:]
+        chunk = copy.deepcopy(items[offset : offset + limit] if limit else items[offset:])
         return {"kind": "List", "apiVersion": "v1", "metadata": meta, "items": chunk}
 
     async def _serve_watch(self, request: rendering.Request) -> AsyncIterator[Any]:
@@ -546,7 +547,7 @@ class Emulator(kmock.KubernetesEmulator):
         if since_text in ("", "0"):
             since = self._version
             for obj in self._matching(request):
-                yield _line({"type": "ADDED", "object": obj})
+                yield _line({"type": "ADDED", "object": obj})  # serialized: no copy needed
         else:
             since = int(since_text)
             if since < self._horizon:
