@@ -22,7 +22,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from . import conditions, rendering
+from . import conditions
 from .events import EventPoster
 from .kubeapi import KubeApi, NotFoundError
 from .resources import NADS, NETWORKS
