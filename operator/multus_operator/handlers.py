@@ -261,7 +261,6 @@ class Operator:
         @kopf.on.startup(registry=registry, id="start")
         async def start(settings: kopf.OperatorSettings, **_: Any) -> None:
             self._settings = settings
-            settings.posting.enabled = False  # our own Events, only on transitions
             settings.scanning.disabled = True  # no CRD watch: nothing of ours needs it
             if self.webhook is not None:  # admission works even before the API does
                 self._spawn(self.webhook.run(), "webhook server")
