@@ -19,7 +19,7 @@ import collections
 import email.utils
 import json
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from typing import Any, ClassVar
 
 import aiohttp
@@ -230,7 +230,7 @@ class KubeApi:
         label_selector: str | None = None,
         field_selector: str | None = None,
         timeout_seconds: int = 300,
-    ) -> AsyncIterator[dict[str, Any]]:
+    ) -> AsyncGenerator[dict[str, Any], None]:
         """The raw watch events after `resource_version` (bookmarks included), until the
         server ends the stream (it does after `timeout_seconds`)."""
         params = _selectors(label_selector, field_selector)
@@ -252,7 +252,12 @@ class KubeApi:
                 *lines, buffer = buffer.split(b"\n")
                 for line in lines:
                     if line.strip():
-                        event = json.loads(line)
+                        try:
+                            event = json.loads(line)
+                        except ValueError as exc:  # a cut or garbled stream: start again
+                            raise UnreachableError(
+                                "watch", res.plural, f"bad event: {exc}"
+                            ) from exc
                         if isinstance(event, dict):
                             yield event
         except (aiohttp.ClientError, TimeoutError) as exc:
@@ -334,12 +339,17 @@ class KubeApi:
         try:
             text = await response.text()
         except (aiohttp.ClientError, TimeoutError) as exc:
-            error = UnreachableError(verb, resource, str(exc) or type(exc).__name__)
+            error: ApiError = UnreachableError(verb, resource, str(exc) or type(exc).__name__)
             self._account(verb, resource, error)
             raise error from exc
         finally:
             response.release()
-        return json.loads(text) if text else None
+        try:
+            return json.loads(text) if text else None
+        except ValueError as exc:
+            error = ServerError(verb, resource, f"the answer is not JSON: {exc}")
+            self._account(verb, resource, error)
+            raise error from exc
 
     async def _open(
         self,

@@ -16,6 +16,7 @@ leaves them out.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 from collections.abc import Callable
@@ -118,23 +119,28 @@ class Watch:
             field_selector=self.field_selector,
             timeout_seconds=random.randint(*self.timeout_seconds),
         )
-        async for event in events:
-            kind, obj = event.get("type"), event.get("object")
-            if not isinstance(obj, dict):
-                continue
-            if kind == "ERROR":
-                raise error_for(int(obj.get("code") or 500), "watch", self.resource.plural, obj)
-            version = (obj.get("metadata") or {}).get("resourceVersion")
-            if kind in ("ADDED", "MODIFIED", "DELETED"):
-                stamp_kind(self.resource, obj)
-                key = _key(obj)
-                if kind == "DELETED":
-                    self._known.pop(key, None)
-                else:
-                    self._known[key] = _skeleton(obj)
-                self.deliver(kind, obj)
-            if version:  # bookmarks carry only this
-                self.resource_version = str(version)
+        async with contextlib.aclosing(events):  # the response is released when we stop
+            async for event in events:
+                self._take(event)
+
+    def _take(self, event: dict[str, Any]) -> None:
+        """One watch event: delivered, or the resourceVersion a bookmark moves to."""
+        kind, obj = event.get("type"), event.get("object")
+        if not isinstance(obj, dict):
+            return
+        if kind == "ERROR":
+            raise error_for(int(obj.get("code") or 500), "watch", self.resource.plural, obj)
+        version = (obj.get("metadata") or {}).get("resourceVersion")
+        if kind in ("ADDED", "MODIFIED", "DELETED"):
+            stamp_kind(self.resource, obj)
+            key = _key(obj)
+            if kind == "DELETED":
+                self._known.pop(key, None)
+            else:
+                self._known[key] = _skeleton(obj)
+            self.deliver(kind, obj)
+        if version:  # bookmarks carry only this
+            self.resource_version = str(version)
 
 
 def _key(obj: dict[str, Any]) -> ObjectKey:
