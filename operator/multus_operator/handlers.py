@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Iterator
 from typing import Any
 
 import kopf
@@ -35,6 +36,14 @@ from .webhook import TlsFiles, WebhookServer
 from .webhookconfig import WebhookConfigManager
 
 logger = logging.getLogger("multus_operator")
+
+
+class RetryForever:
+    """kopf's request backoffs: 1, 1, 2, 3, 5 s, then every 10 s without end (its default
+    gives up after 54 s, and the operator with it). A fresh sequence per request."""
+
+    def __iter__(self) -> Iterator[float]:
+        return itertools.chain((1.0, 1.0, 2.0, 3.0, 5.0), itertools.repeat(10.0))
 
 
 class Operator:
@@ -262,6 +271,9 @@ class Operator:
         async def start(settings: kopf.OperatorSettings, **_: Any) -> None:
             self._settings = settings
             settings.scanning.disabled = True  # no CRD watch: nothing of ours needs it
+            # kopf's discovery gives up (and the operator exits) after 8 failures by
+            # default; an API server restarting as we start must not end us.
+            settings.networking.error_backoffs = RetryForever()
             if self.webhook is not None:  # admission works even before the API does
                 self._spawn(self.webhook.run(), "webhook server")
             if config.http_port is not None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import itertools
 import json
 import logging
 import ssl
@@ -21,6 +22,7 @@ from aiohttp.test_utils import TestServer
 
 from multus_operator import metrics, rbac
 from multus_operator.config import WebhookConfig
+from multus_operator.handlers import RetryForever
 from multus_operator.health import ApiHealth
 from multus_operator.kubeapi import (
     ConflictError,
@@ -275,3 +277,25 @@ async def test_metrics_read_only_a_snapshot(emulator: tuple[Emulator, Client]) -
     assert json.dumps(body)  # plain data
     with pytest.raises(dataclasses.FrozenInstanceError):
         view.nodes = 3  # type: ignore[misc]
+
+
+async def test_an_api_down_at_start_is_waited_for(emulator: tuple[Emulator, Client]) -> None:
+    """kopf's own discovery gave up after 8 failures and the operator exited."""
+    emu, client = emulator
+    await client.set_settings(SETTINGS_YAML)
+    await client.add_node("node1")
+    lift = emu.refuse(lambda r: True, 503)
+    async with running(client.url, wait_synced=False) as op:
+        await asyncio.sleep(1.5)  # kopf's discovery and our watches keep failing
+        assert not op.synced.is_set()
+        lift()
+        await asyncio.wait_for(op.synced.wait(), 20)
+        await eventually(lambda: client.configmap("node1"), timeout=10)
+        # However long it lasts: kopf's retries never run out (its default gives up
+        # after 54 s, which ended the operator).
+        assert op._settings is not None
+        backoffs = op._settings.networking.error_backoffs
+        assert isinstance(backoffs, RetryForever)
+        first = list(itertools.islice(backoffs, 1000))
+        assert first[:5] == [1, 1, 2, 3, 5] and len(first) == 1000
+        assert list(itertools.islice(backoffs, 2)) == [1, 1]  # each request starts afresh
