@@ -84,8 +84,19 @@ def _rule(component: str, index: int, raw: Any) -> Rule:
     return Rule(lists["apiGroups"], lists["resources"], lists["verbs"], scope)
 
 
+class _UniqueKeys(yaml.SafeLoader):
+    """YAML keeps the last of two equal keys; a component listed twice is a mistake."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        keys = [self.construct_object(k, deep=deep) for k, _ in node.value]
+        twice = sorted({str(k) for k in keys if keys.count(k) > 1})
+        if twice:
+            raise RulesError(f"line {node.start_mark.line + 1}: {', '.join(twice)} given twice")
+        return super().construct_mapping(node, deep=deep)
+
+
 def load(path: Path) -> dict[str, list[Rule]]:
-    return parse(yaml.safe_load(path.read_text()))
+    return parse(yaml.load(path.read_text(), Loader=_UniqueKeys))  # a SafeLoader
 
 
 def allowed(

@@ -148,13 +148,17 @@ def static_inventory() -> list[Use]:
     return sorted(uses)
 
 
-def test_the_rules_file_is_well_formed_and_has_no_wildcards() -> None:
+def test_the_rules_file_is_well_formed_and_has_no_wildcards(tmp_path: Path) -> None:
     components = rbac.load(RULES_FILE)
     assert set(components) <= {"operator", "plugin", "node"}
     assert components["operator"] and components["plugin"]
     with pytest.raises(rbac.RulesError, match=r"operator\[0\].verbs: no wildcards"):
         rbac.parse({"operator": [{"apiGroups": [""], "resources": ["x"], "verbs": ["*"],
                                   "scope": "cluster"}]})  # fmt: skip
+    twice = tmp_path / "rules.yaml"
+    twice.write_text("node: []\nplugin: []\nnode: []\n")
+    with pytest.raises(rbac.RulesError, match="line 1: node given twice"):
+        rbac.load(twice)
     with pytest.raises(rbac.RulesError, match=r"plugin\[0\].scope: must be one of"):
         rbac.parse({"plugin": [{"apiGroups": [""], "resources": ["x"], "verbs": ["get"],
                                 "scope": "everywhere"}]})  # fmt: skip
