@@ -283,8 +283,10 @@ async def test_through_the_api_server_only_checked_changes_reach_the_webhook(
             assert status == 200
         assert len(emu.webhook_calls) == calls
         # The content: sent, and judged.
-        status, _ = await _write(client, "PATCH", f"{NETS}/bad-json", {"args": '[{"if0": "x"}]'})
-        assert status == 200
+        status, answer = await _write(
+            client, "PATCH", f"{NETS}/bad-json", {"args": '[{"if0": "x"}]'}
+        )
+        assert status == 200, answer
         assert emu.webhook_calls[-1] == (WEBHOOK_NAMES[NETWORKS], "UPDATE", "bad-json")
 
 
