@@ -4,21 +4,13 @@ from __future__ import annotations
 
 import os
 
+from multus_rules.names import ifname_problem, is_safe_name
+
 from .errors import InvalidEnvironment
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Mapping
-
-_ALNUM = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789")
-_NAME_CHARS = _ALNUM | frozenset("_.-")
-
-
-def is_safe_name(value: str) -> bool:
-    """`[A-Za-z0-9][A-Za-z0-9_.-]*`: the spec's rule for container ids and network names
-    (checked without `re`, which costs ~4 ms to import on the hot path)."""
-    return bool(value) and value[0] in _ALNUM and all(c in _NAME_CHARS for c in value)
-
 
 COMMANDS = ("ADD", "DEL", "CHECK", "VERSION", "GC", "STATUS")
 # Which variables each command needs (the spec's table; DEL may lack a netns).
@@ -30,28 +22,9 @@ _REQUIRED: dict[str, tuple[str, ...]] = {
     "STATUS": ("CNI_PATH",),
     "VERSION": (),
 }
-MAX_IFNAME_BYTES = 15
 # The cache names files after the container id (`.<cid>-<ifname>.json.<pid>.tmp` must
 # fit in NAME_MAX, 255 bytes); runtimes use 64 hex digits.
 MAX_CONTAINER_ID_BYTES = 200
-
-
-def ifname_problem(name: str) -> str | None:
-    """Why `name` cannot be a Linux interface name, or None when it can."""
-    if not name:
-        return "is empty"
-    try:
-        name.encode()
-    except UnicodeEncodeError:  # os.environ keeps undecodable bytes as lone surrogates
-        return "is not valid UTF-8"
-    if len(name.encode()) > MAX_IFNAME_BYTES:
-        return f"is longer than {MAX_IFNAME_BYTES} bytes"
-    if name in (".", ".."):
-        return "may not be '.' or '..'"
-    for char in name:
-        if char in "/:\x00" or char.isspace():
-            return f"may not contain {char!r}"
-    return None
 
 
 class CniEnv:

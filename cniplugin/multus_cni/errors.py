@@ -24,6 +24,8 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
+    from multus_rules.findings import Finding
+
 
 class CniError(Exception):
     """A CNI failure that is reported to the runtime as `{cniVersion, code, msg, details}`."""
@@ -97,3 +99,13 @@ class DelegateError(CniError):
     def __init__(self, msg: str, details: str = "", *, code: int, reason: str) -> None:
         super().__init__(msg, details, code=code)
         self.reason = reason
+
+
+def refusal(finding: Finding, context: str = "") -> CniError:
+    """The CNI error for a rule the input breaks: the rulebook's finding (its field and
+    why, after `context`, e.g. `NetworkAttachmentDefinition ns/name: `), with its code."""
+    kind = {1: IncompatibleVersion, 4: InvalidEnvironment}.get(finding.code, InvalidConfig)
+    text = str(finding)
+    if context and finding.path.rstrip(": "):
+        return kind(f"{context}{text}")
+    return kind(f"{context.rstrip(': .')}: {text}" if context else text)

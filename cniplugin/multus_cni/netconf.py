@@ -8,21 +8,26 @@ from __future__ import annotations
 
 import os
 
+from multus_rules import multusconf
+from multus_rules.confs import check_network, masters_finding
+from multus_rules.findings import Finding, first_error
+from multus_rules.multusconf import LOG_LEVELS
+from multus_rules.names import bare_name_problem
+from multus_rules.versions import version_problem
+
 from . import cnijson, versions
-from .environ import is_safe_name
-from .errors import CniError, DecodeFailure, IncompatibleVersion, InvalidConfig, IoFailure
+from .errors import CniError, DecodeFailure, InvalidConfig, IoFailure, refusal
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
 MAX_CONF_BYTES = 1 << 20
-LOG_LEVELS = ("debug", "verbose", "error", "panic")
 DEFAULT_CNI_DIR = "/var/lib/cni/multus"
 DEFAULT_CONF_DIR = "/etc/cni/net.d"
 DEFAULT_BIN_DIR = "/opt/cni/bin"
-DEFAULT_DELEGATE_TIMEOUT = 60.0
-DEFAULT_READINESS_TIMEOUT = 30.0
+DEFAULT_DELEGATE_TIMEOUT = multusconf.TIMEOUTS["delegateTimeout"][0]
+DEFAULT_READINESS_TIMEOUT = multusconf.TIMEOUTS["readinessTimeout"][0]
 CONF_EXTENSIONS = (".conf", ".conflist", ".json")
 SERVICE_ACCOUNT_TOKEN = "/var/run/secrets/kubernetes.io/serviceaccount/token"
 
@@ -148,98 +153,64 @@ def decode(data: bytes) -> dict[str, Any]:
     return doc
 
 
-def _string(raw: dict[str, Any], key: str, where: str, default: str = "") -> str:
-    value = raw.get(key, default)
-    if value is None:
-        return default
-    if not isinstance(value, str):
-        raise InvalidConfig(f"{where}{key}: must be a string, not {cnijson.type_name(value)}")
-    return value
-
-
-def _seconds(raw: dict[str, Any], key: str, default: float) -> float:
-    value = raw.get(key, default)
-    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value <= 3600:
-        raise InvalidConfig(f"{key}: must be a number of seconds in (0, 3600], not {value!r}")
-    return float(value)
+def _string(raw: dict[str, Any], key: str) -> str:
+    """A string key the rulebook has checked: "" when absent or null."""
+    value = raw.get(key)
+    return value if isinstance(value, str) else ""
 
 
 def check_version(version: Any, where: str) -> str:
-    if not isinstance(version, str):
-        raise InvalidConfig(f"{where}cniVersion: must be a string, not {version!r}")
-    if not versions.is_supported(version):
-        raise IncompatibleVersion(
-            f"{where}cniVersion: {version!r} is not supported "
-            f"(supported: {', '.join(versions.SUPPORTED_VERSIONS)})"
-        )
+    """A conf's `cniVersion` by the rulebook's rule (for our plugins that read a conf)."""
+    problem = version_problem(version)
+    if problem is not None:
+        raise refusal(Finding(f"{where}cniVersion", problem[1], code=problem[0]))
+    assert isinstance(version, str)
     return version
 
 
 def check_plugin_type(value: Any, where: str) -> str:
-    """A `type` must be a bare executable name: no path, no traversal, no NUL."""
-    if not isinstance(value, str) or not value:
-        raise InvalidConfig(f"{where}type: must be a non-empty plugin name, not {value!r}")
-    if value in (".", "..") or any(c in value for c in "/\\\x00") or value != value.strip():
-        raise InvalidConfig(
-            f"{where}type: {value!r} is not a plain plugin name (no path, '/', '\\', NUL or '..')"
-        )
+    """A recorded `type` DEL may exec: never a path (`names.bare_name_problem`)."""
+    why = bare_name_problem(value)
+    if why:
+        raise InvalidConfig(f"{where}type: {why}")
+    assert isinstance(value, str)
     return value
-
-
-def _check_plugin(plugin: Any, where: str) -> dict[str, Any]:
-    if not isinstance(plugin, dict):
-        raise InvalidConfig(
-            f"{where.rstrip('.')}: must be a JSON object, not {cnijson.type_name(plugin)}"
-        )
-    check_plugin_type(plugin.get("type"), where)
-    ipam = plugin.get("ipam")
-    if ipam is not None:
-        if not isinstance(ipam, dict):
-            raise InvalidConfig(f"{where}ipam: must be a JSON object")
-        if "type" in ipam:
-            check_plugin_type(ipam["type"], f"{where}ipam.")
-    return plugin
 
 
 def parse_delegate(
     raw: Any, where: str, default_version: str, default_name: str
 ) -> DelegateNetwork:
-    """A delegate conf or conflist (inline or loaded from a file) -> DelegateNetwork."""
-    if not isinstance(raw, dict):
-        raise InvalidConfig(
-            f"{where.rstrip('.')}: must be a JSON object, not {cnijson.type_name(raw)}"
-        )
-    version = check_version(raw.get("cniVersion", default_version), where)
-    name = _string(raw, "name", where) or default_name
-    if not is_safe_name(name):
-        raise InvalidConfig(f"{where}name: {name!r} must match [A-Za-z0-9][A-Za-z0-9_.-]*")
+    """A delegate conf or conflist (inline or loaded from a file) -> DelegateNetwork,
+    held to the rulebook's `check_network` first.
+
+    `where` starts every message: a field path ending in `.` (`delegates[0].`) or a
+    context ending in `: ` (`/etc/cni/net.d/10-x.conf: `)."""
+    error = first_error(
+        check_network(raw, default_version=default_version, default_name=default_name)
+    )
+    if error is not None:
+        raise refusal(error, where)
+    version = raw.get("cniVersion", default_version)
+    name = _string(raw, "name") or default_name
     master = raw.get("masterplugin", False)
-    if not isinstance(master, bool):
-        raise InvalidConfig(f"{where}masterplugin: must be true or false, not {master!r}")
-    requested = _string(raw, "if0name", where)
+    requested = _string(raw, "if0name")
+    source = where.rstrip(".")
     if "plugins" in raw:
-        plugins = raw["plugins"]
-        if not isinstance(plugins, list) or not plugins:
-            raise InvalidConfig(f"{where}plugins: must be a non-empty list of plugin confs")
-        checked = [
-            strip_per_call(_check_plugin(p, f"{where}plugins[{i}].")) for i, p in enumerate(plugins)
-        ]
         return DelegateNetwork(
             name,
             version,
-            checked,
+            [strip_per_call(p) for p in raw["plugins"]],
             is_list=True,
-            source=where.rstrip("."),
+            source=source,
             master=master,
             requested_ifname=requested,
         )
-    plugin = strip_per_call(_check_plugin(raw, where))
     return DelegateNetwork(
         name,
         version,
-        [plugin],
+        [strip_per_call(raw)],
         is_list=False,
-        source=where.rstrip("."),
+        source=source,
         master=master,
         requested_ifname=requested,
     )
@@ -327,28 +298,27 @@ def lenient_conf(data: bytes) -> MultusConf:
 
 
 def _top_level(raw: dict[str, Any]) -> MultusConf:
+    """The conf's own keys, held to the rulebook's `check_top_level`."""
+    error = first_error(multusconf.check_top_level(raw))
+    if error is not None:
+        raise refusal(error)
     conf = MultusConf(raw)
-    conf.cni_version = check_version(raw.get("cniVersion", versions.DEFAULT_VERSION), "")
-    conf.name = _string(raw, "name", "")
-    if not conf.name:
-        raise InvalidConfig("name: missing; the multus network needs a name")
-    if not is_safe_name(conf.name):
-        raise InvalidConfig(f"name: {conf.name!r} must match [A-Za-z0-9][A-Za-z0-9_.-]*")
-    for key in ("cniDir", "confDir", "binDir", "readinessindicatorfile", "logFile", "kubeconfig"):
-        value = _string(raw, key, "")
-        if value and not os.path.isabs(value):
-            raise InvalidConfig(f"{key}: {value!r} must be an absolute path")
-    conf.cni_dir = _string(raw, "cniDir", "") or DEFAULT_CNI_DIR
-    conf.conf_dir = _string(raw, "confDir", "") or DEFAULT_CONF_DIR
-    conf.bin_dir = _string(raw, "binDir", "") or DEFAULT_BIN_DIR
-    conf.readiness_file = _string(raw, "readinessindicatorfile", "")
-    conf.log_file = _string(raw, "logFile", "")
-    conf.log_level = (_string(raw, "logLevel", "") or "error").lower()
-    if conf.log_level not in LOG_LEVELS:
-        raise InvalidConfig(f"logLevel: {conf.log_level!r} is not one of {', '.join(LOG_LEVELS)}")
-    conf.delegate_timeout = _seconds(raw, "delegateTimeout", DEFAULT_DELEGATE_TIMEOUT)
-    conf.readiness_timeout = _seconds(raw, "readinessTimeout", DEFAULT_READINESS_TIMEOUT)
-    conf.kubeconfig = _string(raw, "kubeconfig", "")
+    conf.cni_version = raw.get("cniVersion", versions.DEFAULT_VERSION)
+    conf.name = _string(raw, "name")
+    conf.cni_dir = _string(raw, "cniDir") or DEFAULT_CNI_DIR
+    conf.conf_dir = _string(raw, "confDir") or DEFAULT_CONF_DIR
+    conf.bin_dir = _string(raw, "binDir") or DEFAULT_BIN_DIR
+    conf.readiness_file = _string(raw, "readinessindicatorfile")
+    conf.log_file = _string(raw, "logFile")
+    conf.log_level = (_string(raw, "logLevel") or "error").lower()
+    timeouts = multusconf.TIMEOUTS
+    conf.delegate_timeout = multusconf.seconds(
+        raw, "delegateTimeout", *timeouts["delegateTimeout"]
+    )[0]
+    conf.readiness_timeout = multusconf.seconds(
+        raw, "readinessTimeout", *timeouts["readinessTimeout"]
+    )[0]
+    conf.kubeconfig = _string(raw, "kubeconfig")
     conf.k8s = bool(conf.kubeconfig) or in_cluster_available()
     return conf
 
@@ -362,16 +332,15 @@ def resolve_delegates(conf: MultusConf) -> list[DelegateNetwork]:
 
 
 def _resolve_delegates(raw: dict[str, Any], conf: MultusConf) -> list[DelegateNetwork]:
+    """The conf's networks: the rulebook's `check_networks` first, then the files."""
+    error = first_error(multusconf.check_networks(raw, k8s=conf.k8s))
+    if error is not None:
+        raise refusal(error)
     inline = raw.get("delegates")
     cluster = raw.get("clusterNetwork")
-    defaults = raw.get("defaultNetworks", [])
-    if inline is not None and cluster:
-        raise InvalidConfig("delegates and clusterNetwork: give one of them, not both")
     delegates: list[DelegateNetwork] = []
     cluster_per_pod = False
     if cluster:
-        if not isinstance(cluster, str):
-            raise InvalidConfig("clusterNetwork: must be a conf file or directory path")
         path = _in_conf_dir(cluster, conf)
         # In Kubernetes mode a name that is no file names a NetworkAttachmentDefinition.
         if not conf.k8s or os.path.exists(path):
@@ -379,34 +348,25 @@ def _resolve_delegates(raw: dict[str, Any], conf: MultusConf) -> list[DelegateNe
         else:
             cluster_per_pod = True
     elif inline is not None:
-        if not isinstance(inline, list):
-            raise InvalidConfig("delegates: must be a list of plugin confs or conflists")
         for index, item in enumerate(inline):
             delegates.append(
                 parse_delegate(
                     item, f"delegates[{index}].", conf.cni_version, f"{conf.name}-{index}"
                 )
             )
-    if not isinstance(defaults, list) or not all(isinstance(d, str) for d in defaults):
-        raise InvalidConfig("defaultNetworks: must be a list of conf file or directory paths")
-    for path in defaults:
+    for path in raw.get("defaultNetworks", []):
         if conf.k8s and not os.path.exists(_in_conf_dir(path, conf)):
             continue  # a NetworkAttachmentDefinition, resolved per pod
         delegates.append(load_conf_file(_in_conf_dir(path, conf), conf.cni_version))
-    if (not delegates and conf.k8s) or cluster_per_pod:
-        # The pod's annotations name its networks, or the cluster network is read per
-        # pod: no defaultNetworks file may stand in for it as the master.
+    if not delegates or cluster_per_pod:
+        # Kubernetes mode: the pod's annotations name its networks, or the cluster
+        # network is read per pod: no defaultNetworks file may stand in for it as master.
         return delegates
-    if not delegates:
-        raise InvalidConfig("delegates: at least one delegate (or clusterNetwork) is required")
-    masters = [d for d in delegates if d.master]
-    if len(masters) > 1:
-        raise InvalidConfig(
-            "masterplugin: exactly one delegate may be the master, found "
-            + ", ".join(d.source for d in masters)
-        )
-    conf.seed_style = bool(masters)
-    if not masters:
+    problem = masters_finding([(d.source, d.master) for d in delegates])
+    if problem is not None:
+        raise refusal(problem)
+    conf.seed_style = any(d.master for d in delegates)
+    if not conf.seed_style:
         delegates[0].master = True
     return delegates
 

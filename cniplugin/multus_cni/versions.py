@@ -1,11 +1,26 @@
-"""CNI spec versions: which we speak and how to pick one both sides understand."""
+"""CNI spec versions: which we speak (the rulebook's) and how to pick one both sides
+understand."""
 
 from __future__ import annotations
 
-SUPPORTED_VERSIONS: tuple[str, ...] = ("0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0")
-LATEST = SUPPORTED_VERSIONS[-1]
-# The seed's confs carry no cniVersion; Multus v2.1 shipped against spec 0.3.1.
-DEFAULT_VERSION = "0.3.1"
+from multus_rules.versions import (
+    DEFAULT_VERSION,
+    LATEST,
+    SUPPORTED_VERSIONS,
+    is_supported,
+    parse,
+)
+
+__all__ = [
+    "DEFAULT_VERSION",
+    "LATEST",
+    "SUPPORTED_VERSIONS",
+    "at_least",
+    "is_supported",
+    "negotiate",
+    "parse",
+    "version_answer",
+]
 
 
 def version_answer() -> dict[str, object]:
@@ -13,21 +28,8 @@ def version_answer() -> dict[str, object]:
     return {"cniVersion": LATEST, "supportedVersions": list(SUPPORTED_VERSIONS)}
 
 
-def parse(version: str) -> tuple[int, int, int]:
-    """`"1.0.0"` -> `(1, 0, 0)`; raises ValueError on anything else."""
-    parts = version.split(".")
-    # isascii: str.isdigit() also accepts other scripts' digits and superscripts
-    if len(parts) != 3 or not all(p.isascii() and p.isdigit() and len(p) <= 4 for p in parts):
-        raise ValueError(f"not a CNI version: {version!r}")
-    return int(parts[0]), int(parts[1]), int(parts[2])
-
-
 def at_least(version: str, minimum: str) -> bool:
     return parse(version) >= parse(minimum)
-
-
-def is_supported(version: str) -> bool:
-    return version in SUPPORTED_VERSIONS
 
 
 def negotiate(wanted: str, offered: list[str] | tuple[str, ...]) -> str | None:

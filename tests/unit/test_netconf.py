@@ -13,7 +13,6 @@ import pytest
 from multus_cni.errors import CniError, DecodeFailure, IncompatibleVersion, InvalidConfig
 from multus_cni.netconf import (
     DEFAULT_CNI_DIR,
-    check_plugin_type,
     decode,
     load_conf_file,
     parse_conf,
@@ -173,7 +172,7 @@ def test_a_bad_delegate_file_names_the_file(tmp_path: Path) -> None:
         ({"delegates": [{"plugins": [{"type": "a"}, 5]}]}, InvalidConfig,
          "delegates\\[0\\].plugins\\[1\\]: must be a JSON object"),
         ({"delegates": [{"type": "a", "masterplugin": True}, {"type": "b", "masterplugin": True}]},
-         InvalidConfig, "delegates\\[0\\], delegates\\[1\\]"),
+         InvalidConfig, "delegates\\[1\\].masterplugin: .* found delegates\\[0\\], delegates\\[1\\]"),
         ({"delegates": [{"type": "a"}], "clusterNetwork": "/x"}, InvalidConfig, "not both"),
         ({"clusterNetwork": 5, "delegates": None}, InvalidConfig, "clusterNetwork: must be"),
         ({"delegates": [{"type": "a"}], "defaultNetworks": [1]}, InvalidConfig,
@@ -206,13 +205,36 @@ def test_decode_refuses(data: bytes, match: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "value", ["", ".", "..", "a/b", "/bin/sh", "..\\x", "x\x00", " x", "x\n", 5, None, ["x"]]
+    "value",
+    ["", ".", "..", "...", "a/b", "/bin/sh", "..\\x", "x\x00", " x", "x\n", "a b", 5, None, ["x"]],
 )
-def test_plugin_type_must_be_a_bare_name(value: Any) -> None:
-    with pytest.raises(InvalidConfig, match="type"):
-        check_plugin_type(value, "delegates[0].")
+@pytest.mark.parametrize("field", ["type", "ipam.type"])
+def test_plugin_type_must_be_a_bare_name(value: Any, field: str) -> None:
+    delegate: dict[str, Any] = {"type": "a"}
+    if field == "type":
+        delegate["type"] = value
+    else:
+        delegate["ipam"] = {"type": value}
+    with pytest.raises(InvalidConfig, match=re.escape(f"delegates[0].{field}: ")):
+        parse(delegates=[delegate])
 
 
-@pytest.mark.parametrize("value", ["bridge", "host-local", "sriov", "a.b", "...", "x_1"])
+@pytest.mark.parametrize("value", ["bridge", "host-local", "sriov", "a.b", "a..b", "x_1", "9"])
 def test_plain_plugin_names(value: str) -> None:
-    assert check_plugin_type(value, "") == value
+    conf = parse(delegates=[{"type": value, "ipam": {"type": value}}])
+    assert conf.delegates[0].plugins[0]["type"] == value
+
+
+@pytest.mark.parametrize(
+    ("name", "why"),
+    [("x" * 16, "longer than 15"), ("a/b", "'/'"), ("..", "'.' or '..'"), ("a b", "' '")],
+)
+@pytest.mark.parametrize("master", [False, True])
+def test_bad_if0name_is_refused_whoever_asks(name: str, why: str, master: bool) -> None:
+    """An interface name is judged with the conf, before naming: even the master's (which
+    gets CNI_IFNAME anyway), since the operator cannot know which network is the master."""
+    delegates = [{"type": "a"}, {"type": "b", "if0name": name, "masterplugin": master}]
+    with pytest.raises(
+        InvalidConfig, match=re.escape(f"delegates[1].if0name: {name!r} ") + ".*" + re.escape(why)
+    ):
+        parse(delegates=delegates)

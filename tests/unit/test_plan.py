@@ -65,13 +65,8 @@ def test_master_takes_cni_ifname_even_when_it_asks_for_another() -> None:
             True,
             "delegates\\[1\\]: .*'net0' is already used by delegates\\[0\\]",
         ),
-        (("m", "r:" + "x" * 16), False, "delegates\\[1\\].if0name.*longer than 15"),
-        (("m", "r:a/b"), False, "if0name.*'/'"),
-        (("m", "r:.."), False, "if0name"),
     ],
 )
-def test_conflicts_and_bad_names_are_invalid_config(
-    specs: tuple[str, ...], seed: bool, match: str
-) -> None:
+def test_conflicts_are_invalid_config(specs: tuple[str, ...], seed: bool, match: str) -> None:
     with pytest.raises(InvalidConfig, match=match):
         assign_ifnames(nets(*specs), "eth0", seed)

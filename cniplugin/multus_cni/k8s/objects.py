@@ -1,8 +1,11 @@
 """Network objects -> delegate networks (pure: no API calls here).
 
+The rulebook (`multus_rules.objects`) says what conf an object runs and when it is
+refused, so the operator's Valid condition gives the same verdict with the same field:
+
 - Seed `kubernetes.com/v1` `Network`: top-level `plugin` and `args` (a string holding a
-  JSON list with one object, or one object); the delegate is
-  `{"type": plugin, "name": <object name>, ...that object}`.
+  JSON list with exactly one conf); the delegate is
+  `{"type": plugin, "name": <object name>, ...args[0]}`.
 - NPWG `k8s.cni.cncf.io/v1` `NetworkAttachmentDefinition`: `spec.config` is a conf or
   conflist (JSON string); `name` is injected when missing (NPWG §3.4.2); an empty
   config means the conf file in `confDir` whose network has that name (a conflist wins
@@ -13,8 +16,9 @@ from __future__ import annotations
 
 import os
 
-from .. import cnijson
-from ..errors import DecodeFailure, InvalidConfig, IoFailure
+from multus_rules import objects as rules
+
+from ..errors import DecodeFailure, InvalidConfig, IoFailure, refusal
 from ..netconf import CONF_EXTENSIONS, MAX_CONF_BYTES, DelegateNetwork, decode, parse_delegate
 
 TYPE_CHECKING = False  # typing costs ~2 ms to import; annotations are strings here
@@ -34,55 +38,32 @@ def nad_path(namespace: str, name: str) -> str:
     return f"{NAD_API}/namespaces/{namespace}/network-attachment-definitions/{name}"
 
 
-def _json(text: str, where: str) -> Any:
-    if len(text) > MAX_CONF_BYTES:
-        raise InvalidConfig(f"{where}: larger than {MAX_CONF_BYTES} bytes")
-    try:
-        return cnijson.loads(text)
-    except ValueError as exc:
-        raise InvalidConfig(f"{where}: not valid JSON: {exc}") from None
-
-
 def seed_network_delegate(obj: dict[str, Any], ref: str, cni_version: str) -> DelegateNetwork:
     """A seed Network object -> its delegate (the seed's YAML files work unchanged)."""
-    where = f"Network {ref}"
-    meta = obj.get("metadata") or {}
-    name = meta.get("name") if isinstance(meta, dict) else None
-    plugin = obj.get("plugin")
-    if not isinstance(plugin, str) or not plugin:
-        raise InvalidConfig(f"{where}: plugin must be a non-empty string, not {plugin!r}")
-    args: Any = obj.get("args", {})
-    if isinstance(args, str):
-        args = _json(args, f"{where}: args") if args.strip() else {}
-    if isinstance(args, list):
-        if len(args) != 1:
-            raise InvalidConfig(f"{where}: args must hold exactly one object, found {len(args)}")
-        args = args[0]
-    if not isinstance(args, dict):
-        raise InvalidConfig(f"{where}: args must be a JSON object (or a list with one)")
-    conf: dict[str, Any] = {"type": plugin, "name": name, **args}
-    return parse_delegate(conf, f"{where}: ", cni_version, str(name))
+    where = f"Network {ref}: "
+    name = _name(obj)
+    conf, found = rules.seed_network_conf(name, obj.get("plugin"), obj.get("args"))
+    if conf is None:
+        raise refusal(found[0], where)
+    return parse_delegate(conf, f"{where}args[0].", cni_version, name)
 
 
 def nad_delegate(obj: dict[str, Any], ref: str, cni_version: str, conf_dir: str) -> DelegateNetwork:
     """A NetworkAttachmentDefinition -> its delegate network."""
     where = f"NetworkAttachmentDefinition {ref}"
-    meta = obj.get("metadata") or {}
-    name = str(meta.get("name", "")) if isinstance(meta, dict) else ""
-    spec = obj.get("spec") or {}
-    if not isinstance(spec, dict):
-        raise InvalidConfig(f"{where}: spec must be an object")
-    config = spec.get("config", "")
-    if config is None:
-        config = ""
-    if not isinstance(config, str):
-        raise InvalidConfig(f"{where}: spec.config must be a JSON string")
-    if not config.strip():
+    name = _name(obj)
+    conf, found = rules.nad_conf(obj.get("spec"))
+    if found:
+        raise refusal(found[0], f"{where}: ")
+    if conf is None:
         return conf_file_by_name(name, conf_dir, cni_version, where)
-    doc = _json(config, f"{where}: spec.config")
-    if not isinstance(doc, dict):
-        raise InvalidConfig(f"{where}: spec.config must be a JSON object")
-    return parse_delegate(doc, f"{where}: spec.config.", cni_version, name)
+    return parse_delegate(conf, f"{where}: spec.config.", cni_version, name)
+
+
+def _name(obj: dict[str, Any]) -> str:
+    meta = obj.get("metadata")
+    name = meta.get("name") if isinstance(meta, dict) else None
+    return name if isinstance(name, str) else ""
 
 
 def conf_file_by_name(name: str, conf_dir: str, cni_version: str, where: str) -> DelegateNetwork:

@@ -15,15 +15,18 @@ from __future__ import annotations
 
 import os
 
+from multus_rules import isolation, multusconf
+from multus_rules.findings import first_error
+
 from .. import results
 from ..attachment import Attachment
 from ..engine import Engine
 from ..environ import CniEnv
-from ..errors import CniError, ContainerUnknown, InvalidConfig, InvalidEnvironment
+from ..errors import CniError, ContainerUnknown, InvalidConfig, InvalidEnvironment, refusal
 from ..logs import log
 from ..netconf import DelegateNetwork, MultusConf, load_conf_file
 from . import devices, objects, routes, selection, status
-from .client import DEFAULT_TIMEOUT, Client
+from .client import Client
 from .kubeconfig import load as load_api_config
 
 TYPE_CHECKING = False  # typing costs ~2 ms to import; annotations are strings here
@@ -33,7 +36,7 @@ if TYPE_CHECKING:
 
     from .selection import NetworkSelection
 
-DEFAULT_MULTUS_NAMESPACE = "kube-system"
+DEFAULT_MULTUS_NAMESPACE = multusconf.DEFAULT_MULTUS_NAMESPACE
 # runtimeConfig key -> the capability a plugin must declare to be given it (CONVENTIONS.md)
 CAPABILITIES = {
     "ips": "ips",
@@ -64,36 +67,20 @@ class Settings:
         "system_namespaces",
     )
 
-    def __init__(self, raw: Mapping[str, Any]) -> None:
-        isolation = raw.get("namespaceIsolation", False)
-        if not isinstance(isolation, bool):
-            raise InvalidConfig(f"namespaceIsolation: must be true or false, not {isolation!r}")
-        self.namespace_isolation = isolation
+    def __init__(self, raw: dict[str, Any]) -> None:
+        error = first_error(multusconf.check_k8s_keys(raw))
+        if error is not None:
+            raise refusal(error)
+        self.namespace_isolation: bool = raw.get("namespaceIsolation", False)
         # Multus: a comma-separated string, default "default"; a list is accepted too.
-        self.global_namespaces = _namespaces(raw, "globalNamespaces", ["default"])
-        self.system_namespaces = _namespaces(raw, "systemNamespaces", ["kube-system"])
-        multus_ns = raw.get("multusNamespace") or DEFAULT_MULTUS_NAMESPACE
-        if not isinstance(multus_ns, str):
-            raise InvalidConfig("multusNamespace: must be a string")
-        self.multus_namespace = selection.check_namespace(multus_ns, "multusNamespace")
-        timeout = raw.get("kubeApiTimeout", DEFAULT_TIMEOUT)
-        if (
-            isinstance(timeout, bool)
-            or not isinstance(timeout, int | float)
-            or not 0 < timeout <= 300
-        ):
-            raise InvalidConfig(f"kubeApiTimeout: must be seconds in (0, 300], not {timeout!r}")
-        self.api_timeout = float(timeout)
-
-
-def _namespaces(raw: Mapping[str, Any], key: str, default: list[str]) -> list[str]:
-    value = raw.get(key)
-    if value is None:
-        return default
-    items = value.split(",") if isinstance(value, str) else value
-    if not isinstance(items, list) or not all(isinstance(i, str) for i in items):
-        raise InvalidConfig(f"{key}: must be a comma-separated string or a list of namespaces")
-    return [selection.check_namespace(i.strip(), key) for i in items if i.strip()]
+        self.global_namespaces = multusconf.namespaces(
+            raw, "globalNamespaces", multusconf.DEFAULT_GLOBAL_NAMESPACES
+        )[0]
+        self.system_namespaces = multusconf.namespaces(
+            raw, "systemNamespaces", multusconf.DEFAULT_SYSTEM_NAMESPACES
+        )[0]
+        self.multus_namespace: str = raw.get("multusNamespace") or DEFAULT_MULTUS_NAMESPACE
+        self.api_timeout = multusconf.seconds(raw, "kubeApiTimeout", *multusconf.API_TIMEOUT)[0]
 
 
 class PodRef:
@@ -211,7 +198,7 @@ class Resolver:
     def _find_seed_network(self, request: NetworkSelection) -> tuple[dict[str, Any], str]:
         """The seed looked objects up in the pod's namespace, then in `default`."""
         tried = []
-        for namespace in dict.fromkeys((request.namespace, "default")):
+        for namespace in isolation.seed_lookup(request.namespace):
             if namespace != self.ref.namespace and not self._may_reach(namespace):
                 continue
             tried.append(namespace)
@@ -226,18 +213,23 @@ class Resolver:
     # ---- NPWG ----
 
     def _may_reach(self, namespace: str) -> bool:
-        return (
-            not self.settings.namespace_isolation
-            or namespace == self.ref.namespace
-            or namespace in self.settings.global_namespaces
+        return isolation.may_use(
+            self.ref.namespace,
+            namespace,
+            self.settings.namespace_isolation,
+            self.settings.global_namespaces,
         )
 
     def _check_isolation(self, request: NetworkSelection) -> None:
         if not self._may_reach(request.namespace):
             raise InvalidConfig(
-                f"namespace isolation: pod {self.ref} in namespace {self.ref.namespace!r} may "
-                f"not use network {request.ref} from namespace {request.namespace!r} (allowed: "
-                f"its own namespace and {', '.join(self.settings.global_namespaces) or 'none'})"
+                isolation.refusal(
+                    str(self.ref),
+                    self.ref.namespace,
+                    request.ref,
+                    request.namespace,
+                    self.settings.global_namespaces,
+                )
             )
 
     def _nad(self, namespace: str, name: str, why: str) -> DelegateNetwork:
@@ -337,7 +329,8 @@ class Resolver:
     def _npwg_network(self, request: NetworkSelection) -> Planned:
         network = self._nad(request.namespace, request.name, f"{request.where} of pod {self.ref}")
         network.master = False
-        network.requested_ifname = request.interface
+        # The annotation's `interface` wins over the network's own `if0name`.
+        network.requested_ifname = request.interface or network.requested_ifname
         wanted = request.capability_args()
         if wanted:
             declared = {

@@ -12,8 +12,9 @@ be expensive, and before anything runs (code 7, naming the annotation and the el
 
 from __future__ import annotations
 
+from multus_rules.names import ifname_problem, namespace_problem, object_name_problem
+
 from .. import cnijson
-from ..environ import ifname_problem
 from ..errors import InvalidConfig
 
 TYPE_CHECKING = False  # typing costs ~2 ms to import; annotations are strings here
@@ -27,15 +28,7 @@ DEFAULT_NETWORK_ANNOTATION = "v1.multus-cni.io/default-network"
 MAX_ANNOTATION_BYTES = 256 * 1024
 MAX_NETWORKS = 64
 
-_LABEL_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789-")
 _HEX = frozenset("0123456789abcdefABCDEF")
-
-
-def _is_label(text: str) -> bool:
-    """[a-z0-9]([-a-z0-9]*[a-z0-9])? without `re` (not on the hot path's budget)."""
-    return (
-        bool(text) and text[0] != "-" and text[-1] != "-" and all(c in _LABEL_CHARS for c in text)
-    )
 
 
 def _hex_groups(text: str, sep: str, count: int) -> bool:
@@ -49,14 +42,16 @@ def is_mac(text: str) -> bool:
 
 
 def check_namespace(value: str, where: str) -> str:
-    if len(value) > 63 or not _is_label(value):
-        raise InvalidConfig(f"{where}: namespace {value[:80]!r} is not a DNS-1123 label")
+    why = namespace_problem(value)
+    if why:
+        raise InvalidConfig(f"{where}: {why}")
     return value
 
 
 def check_object_name(value: str, where: str) -> str:
-    if len(value) > 253 or not all(_is_label(part) for part in value.split(".")):
-        raise InvalidConfig(f"{where}: name {value[:80]!r} is not a DNS-1123 subdomain")
+    why = object_name_problem(value)
+    if why:
+        raise InvalidConfig(f"{where}: {why}")
     return value
 
 
