@@ -18,7 +18,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel
 
-from . import objects
+from . import inventory, objects
 
 _API_VERSION_DOC = (
     "APIVersion defines the versioned schema of this representation of an object. Servers"
@@ -180,10 +180,7 @@ def nodestate_crd() -> dict[str, Any]:
     schema = _object_root(objects.NodeState, [])
     pfs = schema["properties"]["status"]["properties"]["pfs"]
     pfs["items"]["x-kubernetes-validations"] = [
-        {
-            "rule": "!has(self.numVfs) || !has(self.totalVfs) || self.numVfs <= self.totalVfs",
-            "message": "numVfs cannot exceed totalVfs",
-        }
+        {"rule": rule.cel(), "message": rule.message} for rule in inventory.PF_RULES
     ]
     return _crd(
         group=objects.NODESTATE_GROUP,

@@ -7,9 +7,32 @@ it, plus the networks that can use it, into the node's ConfigMap. Hardware facts
 
 from __future__ import annotations
 
-from typing import Literal
+from collections.abc import Mapping
+from typing import Any, Literal, NamedTuple
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+
+class FieldOrder(NamedTuple):
+    """`lesser <= greater` when an object gives both: written once, and derived from it
+    both the CRD's CEL rule (the API server's check) and the models' check (offline:
+    the operator, `multusctl validate` and `render`)."""
+
+    lesser: str
+    greater: str
+    message: str
+
+    def cel(self) -> str:
+        a, b = self.lesser, self.greater
+        return f"!has(self.{a}) || !has(self.{b}) || self.{a} <= self.{b}"
+
+    def holds(self, given: Mapping[str, Any]) -> bool:
+        if self.lesser not in given or self.greater not in given:
+            return True
+        return bool(given[self.lesser] <= given[self.greater])
+
+
+PF_RULES = (FieldOrder("numVfs", "totalVfs", "numVfs cannot exceed totalVfs"),)
 
 
 class VirtualFunction(BaseModel):
@@ -46,6 +69,14 @@ class PhysicalFunction(BaseModel):
     totalVfs: int = Field(default=0, ge=0, description="sriov_totalvfs.")
     numVfs: int = Field(default=0, ge=0, description="sriov_numvfs: VFs created.")
     vfs: list[VirtualFunction] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _rules(self) -> PhysicalFunction:
+        given = {key: getattr(self, key) for key in self.model_fields_set}
+        for rule in PF_RULES:
+            if not rule.holds(given):
+                raise ValueError(rule.message)
+        return self
 
 
 class SriovInventory(BaseModel):

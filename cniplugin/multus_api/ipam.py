@@ -120,8 +120,19 @@ def check_ipam(raw: Any, base: str) -> list[Problem]:
     if not isinstance(raw, dict):
         return [Problem(base, "must be an object")]
     kind = raw.get("type")
+    if kind is None:
+        # The plugins run no IPAM without a type (bridge: `if n.IPAM.Type != ""`).
+        if not raw:
+            return []
+        return [
+            Problem(
+                join_path(base, "type"),
+                f"missing: no IPAM runs, and {', '.join(sorted(raw))} is ignored",
+                Severity.WARNING,
+            )
+        ]
     if not isinstance(kind, str) or not kind:
-        return [Problem(join_path(base, "type"), "required field is missing")]
+        return [Problem(join_path(base, "type"), f"must be a plugin name, not {kind!r}")]
     model = IPAM_MODELS.get(kind)
     if model is None:
         return [Problem(join_path(base, "type"), f"unknown IPAM plugin {kind!r}", Severity.WARNING)]

@@ -11,7 +11,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from .inventory import SriovInventory
-from .plugins import PLUGIN_NAME_PATTERN
+from .rules import PluginName
 
 NETWORK_GROUP = "kubernetes.com"
 NAD_GROUP = "k8s.cni.cncf.io"
@@ -62,8 +62,8 @@ class NetworkStatus(BaseModel):
 class Network(BaseModel):
     """A network a pod can attach to (the seed's kubernetes.com/v1 Network).
 
-    `plugin` is the delegate CNI plugin; `args` a JSON list whose first element is
-    the delegate's conf (without `type`).
+    `plugin` is the delegate CNI plugin; `args` a JSON list holding exactly one conf,
+    the delegate's (its `type`, if given, must be `plugin`).
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -71,14 +71,11 @@ class Network(BaseModel):
     apiVersion: Literal["kubernetes.com/v1"] = Field(description="kubernetes.com/v1.")
     kind: Literal["Network"] = Field(description="Network.")
     metadata: ObjectMeta = Field(default_factory=ObjectMeta)
-    plugin: str = Field(
-        description="Delegate CNI plugin name, e.g. flannel or sriov.",
-        pattern=PLUGIN_NAME_PATTERN,
-        max_length=253,
-    )
+    plugin: PluginName = Field(description="Delegate CNI plugin name, e.g. flannel or sriov.")
     args: str | None = Field(
         default=None,
-        description="JSON list of the delegate's confs, e.g. '[{\"delegate\": {...}}]'.",
+        description="JSON list holding exactly one conf, the delegate's, e.g."
+        " '[{\"delegate\": {...}}]'.",
     )
     status: NetworkStatus | None = Field(default=None, description="Set by multus-operator.")
 

@@ -1,22 +1,28 @@
 """Models of the delegate plugins' confs we know, and the check of one plugin conf.
 
-Keys common to every CNI plugin conf live on `PluginConf`. A known plugin's unknown
-keys are warnings (plugins ignore keys they do not know), except for sriov, whose
-two generations of fields are easy to mix up: there an unknown key is an error.
+Keys common to every CNI plugin conf live on `PluginConf`; its `type`, `name`,
+`cniVersion` and `if0name` are the rulebook's (`multus_api.rules`). Everything else
+here is the delegate plugin's to judge when it runs: the operator reports it as a
+warning, since multus itself attaches the network and hands the delegate its conf.
+A known plugin's unknown keys are reported (sriov's two generations of fields are easy
+to mix up), except for plugins with dozens of tuning keys (calico, cilium).
 """
 
 from __future__ import annotations
 
-import re
-from typing import Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from multus_rules.names import PLUGIN_NAME_PATTERN, plugin_type_problem
+
 from .ipam import Dns, check_ipam
 from .problems import Problem, Severity, from_validation_error, join_path
+from .rules import CniVersion, InterfaceName, NetworkName, PluginName
 
-PLUGIN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
-PLUGIN_NAME_PATTERN = PLUGIN_NAME.pattern
+__all__ = ["PLUGIN_MODELS", "PLUGIN_NAME_PATTERN", "check_plugin_conf", "check_plugin_name"]
+# An MTU of 0 is the plugins' "not set": the link's own (bridge, macvlan, ipvlan, ptp).
+Mtu = Annotated[int, Field(ge=0, le=65535)]
 # Keys every plugin may receive: from the spec, from runtimes, and from multus itself.
 COMMON_KEYS = frozenset(
     {
@@ -30,6 +36,7 @@ COMMON_KEYS = frozenset(
         "runtimeConfig",
         "prevResult",
         "masterplugin",
+        "if0name",
         "cniVersions",
         "disableCheck",
         "disableGC",
@@ -41,16 +48,16 @@ class PluginConf(BaseModel):
     """Keys any plugin conf may carry (CNI spec) plus the seed's `masterplugin`.
 
     Strict types: the plugins (Go's encoding/json) refuse "1500" for an int, 1 or
-    "true" for a bool and 1500.0 for an int, so we must not coerce them into Valid.
+    "true" for a bool and 1500.0 for an int, so we must not coerce them silently.
     """
 
     model_config = ConfigDict(extra="allow", strict=True)
     strict_keys: ClassVar[bool] = False
     warn_unknown: ClassVar[bool] = True
 
-    cniVersion: str | None = None
-    name: str | None = None
-    type: str | None = None
+    cniVersion: CniVersion | None = None
+    name: NetworkName | None = None
+    type: PluginName | None = None
     ipam: dict[str, Any] | None = None
     dns: Dns | None = None
     args: dict[str, Any] | None = None
@@ -58,6 +65,9 @@ class PluginConf(BaseModel):
     runtimeConfig: dict[str, Any] | None = None
     masterplugin: bool | None = Field(
         default=None, description="Seed multus: this delegate is the pod's primary network."
+    )
+    if0name: InterfaceName | None = Field(
+        default=None, description="Seed multus: the interface name this network asks for."
     )
 
 
@@ -68,7 +78,7 @@ class BridgeConf(PluginConf):
     forceAddress: bool | None = None
     ipMasq: bool | None = None
     ipMasqBackend: str | None = None
-    mtu: int | None = Field(default=None, ge=68, le=65535)
+    mtu: Mtu | None = None
     hairpinMode: bool | None = None
     promiscMode: bool | None = None
     vlan: int | None = Field(default=None, ge=0, le=4094)
@@ -83,21 +93,21 @@ class BridgeConf(PluginConf):
 class MacvlanConf(PluginConf):
     master: str | None = Field(default=None, max_length=15)
     mode: Literal["bridge", "private", "vepa", "passthru"] | None = None
-    mtu: int | None = Field(default=None, ge=68, le=65535)
+    mtu: Mtu | None = None
     linkInContainer: bool | None = None
 
 
 class IpvlanConf(PluginConf):
     master: str | None = Field(default=None, max_length=15)
     mode: Literal["l2", "l3", "l3s"] | None = None
-    mtu: int | None = Field(default=None, ge=68, le=65535)
+    mtu: Mtu | None = None
     linkInContainer: bool | None = None
 
 
 class PtpConf(PluginConf):
     ipMasq: bool | None = None
     ipMasqBackend: str | None = None
-    mtu: int | None = Field(default=None, ge=68, le=65535)
+    mtu: Mtu | None = None
 
 
 class HostDeviceConf(PluginConf):
@@ -131,7 +141,6 @@ class SriovConf(PluginConf):
     strict_keys: ClassVar[bool] = True
 
     if0: str | None = Field(default=None, description="Seed: the PF netdev to take a VF from.")
-    if0name: str | None = Field(default=None, description="Seed: the VF's name in the pod.")
     vf: int | None = Field(default=None, ge=0, description="Seed: a fixed VF index.")
     l2enable: bool | None = Field(default=None, description="Seed: no IPAM, layer 2 only.")
     dpdk: SriovDpdk | None = None
@@ -167,7 +176,7 @@ class CalicoConf(PluginConf):
     datastore_type: str | None = None
     log_level: str | None = None
     nodename: str | None = None
-    mtu: int | None = Field(default=None, ge=68, le=65535)
+    mtu: Mtu | None = None
     policy: dict[str, Any] | None = None
     kubernetes: dict[str, Any] | None = None
 
@@ -188,7 +197,7 @@ class TuningConf(PluginConf):
     mac: str | None = Field(default=None, pattern=_MAC)
     promisc: bool | None = None
     allmulti: bool | None = None
-    mtu: int | None = Field(default=None, ge=68, le=65535)
+    mtu: Mtu | None = None
     txQLen: int | None = Field(default=None, ge=0)
 
 
@@ -227,23 +236,19 @@ PLUGIN_MODELS: dict[str, type[PluginConf]] = {
 
 
 def check_plugin_name(value: Any, path: str) -> list[Problem]:
-    """`type` must name an executable in the CNI bin dir: no path, no `..`."""
-    if not isinstance(value, str) or not value:
-        return [Problem(path, "required field is missing")]
-    if not PLUGIN_NAME.match(value) or ".." in value:
-        return [Problem(path, f"{value!r} is not a plain plugin name")]
-    return []
+    """`type` must name an executable in the CNI bin dir (the rulebook's rule)."""
+    why = plugin_type_problem(value)
+    return [Problem(path, why)] if why else []
 
 
-def check_plugin_conf(raw: Any, base: str, plugin: str | None = None) -> list[Problem]:
-    """Problems of one plugin conf; `plugin` overrides `type` (the seed's Network)."""
+def check_plugin_conf(raw: Any, base: str) -> list[Problem]:
+    """Problems of one plugin conf (its `type` included) as its plugin would see them."""
     if not isinstance(raw, dict):
         return [Problem(base, "must be a JSON object")]
-    kind = plugin if plugin is not None else raw.get("type")
-    if plugin is None:
-        found = check_plugin_name(kind, join_path(base, "type"))
-        if found:
-            return found
+    kind = raw.get("type")
+    found = check_plugin_name(kind, join_path(base, "type"))
+    if found:
+        return found
     assert isinstance(kind, str)
     model = PLUGIN_MODELS.get(kind)
     if model is None:

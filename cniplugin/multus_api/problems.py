@@ -1,8 +1,11 @@
 """Problems found in user objects, each tied to the field that holds it.
 
-Every check in the product (CRD schema, pydantic models, semantic rules) reports
-`Problem`s, so the operator's status message, the webhook's refusal and
+Every check in the product (CRD schema, the rulebook, pydantic models, semantic rules)
+reports `Problem`s, so the operator's status message, the webhook's refusal and
 `multusctl validate` all say the same thing: `args[0].ipam.rangeStart: ...`.
+
+Errors are what the API server or the plugin refuses; what only a delegate plugin can
+judge (its own keys, IPAM ranges) is a warning.
 """
 
 from __future__ import annotations
@@ -12,6 +15,8 @@ import enum
 from collections.abc import Sequence
 
 from pydantic import ValidationError
+
+from multus_rules.findings import Finding, join
 
 
 class Severity(enum.Enum):
@@ -35,17 +40,21 @@ class Problem:
         return self.severity is Severity.ERROR
 
 
-def join_path(base: str, *parts: str | int) -> str:
-    """Append keys (`.key`) and list indexes (`[3]`) to a field path."""
-    path = base
-    for part in parts:
-        if isinstance(part, int):
-            path = f"{path}[{part}]"
-        elif path:
-            path = f"{path}.{part}"
-        else:
-            path = part
-    return path
+join_path = join  # the rulebook's: paths read the same in the plugin's messages
+
+
+def from_findings(findings: Sequence[Finding]) -> list[Problem]:
+    """The rulebook's findings as problems: its errors are what the plugin refuses."""
+    return [
+        Problem(f.path, f.message, Severity.WARNING if f.warning else Severity.ERROR)
+        for f in findings
+    ]
+
+
+def as_warnings(problems: Sequence[Problem]) -> list[Problem]:
+    """Problems only the delegate plugin can act on (it refuses at ADD, after multus has
+    accepted the network): they warn, they do not make the object Invalid."""
+    return [dataclasses.replace(p, severity=Severity.WARNING) for p in problems]
 
 
 def from_validation_error(

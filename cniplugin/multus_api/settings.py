@@ -10,6 +10,10 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from .rules import CniVersion, ConfPath, LogLevel, Namespace, NetworkName
+
+__all__ = ["MultusSettings", "multus_conf"]
+
 
 class LabelSelectorRequirement(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -72,12 +76,12 @@ class MultusSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    cniVersion: str = Field(default="1.0.0", pattern=r"^\d+\.\d+\.\d+$")
-    name: str = "multus-cni-network"
+    cniVersion: CniVersion = "1.0.0"
+    name: NetworkName = "multus-cni-network"
     mode: Literal["thin", "thick"] = Field(
         default="thick", description="thick: a shim forwards to multus-node; thin: in-process."
     )
-    kubeconfig: str | None = Field(
+    kubeconfig: ConfPath | None = Field(
         default="/etc/cni/net.d/multus.d/multus.kubeconfig",
         description="Kubeconfig path on the nodes; null for conf-file mode.",
     )
@@ -89,16 +93,16 @@ class MultusSettings(BaseModel):
         default=None, description="Seed form: inline delegate confs instead of clusterNetwork."
     )
     namespaceIsolation: bool = False
-    globalNamespaces: list[str] = Field(default_factory=list)
-    systemNamespaces: list[str] = Field(default_factory=lambda: ["kube-system"])
-    multusNamespace: str = "kube-system"
-    logLevel: Literal["debug", "verbose", "error", "panic"] = "error"
-    logFile: str | None = None
-    readinessindicatorfile: str | None = None
-    daemonSocketDir: str = "/run/multus"
-    confDir: str | None = None
-    cniDir: str | None = None
-    binDir: str | None = None
+    globalNamespaces: list[Namespace] = Field(default_factory=list)
+    systemNamespaces: list[Namespace] = Field(default_factory=lambda: ["kube-system"])
+    multusNamespace: Namespace = "kube-system"
+    logLevel: LogLevel = "error"
+    logFile: ConfPath | None = None
+    readinessindicatorfile: ConfPath | None = None
+    daemonSocketDir: ConfPath = "/run/multus"
+    confDir: ConfPath | None = None
+    cniDir: ConfPath | None = None
+    binDir: ConfPath | None = None
     sriov: SriovSettings = Field(default_factory=SriovSettings)
     nodeOverrides: list[NodeOverride] = Field(default_factory=list)
 

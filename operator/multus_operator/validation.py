@@ -4,16 +4,22 @@ The operator (status conditions), the admission webhook (refusals) and
 `multusctl validate` (CI) all call `validate_object`, so a problem reads the same
 everywhere: `<field path>: <what is wrong>`.
 
-Order: the CRD schema (jsonschema, the same schema the API server enforces), then
-JSON well-formedness of the embedded CNI confs, then each plugin's and IPAM's model
-and semantic rules.
+Invalid exactly when the API server or the `multus` plugin would refuse the object:
+the CRD schema (jsonschema, the schema the API server enforces), then the rulebook
+(`multus_rules`), the very rules the plugin holds a network to before it runs
+anything. What only the delegate plugin can judge when it runs (its own keys and
+types, IPAM ranges and gateways) is a warning: multus attaches the network and the
+delegate decides.
+
+Each check reads one object. What needs other objects or the nodes (whether an sriov
+network is usable on some node) is the Ready condition's, in status only: admission
+never depends on which other objects exist or in which order they were applied.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import functools
-import json
 import math
 from typing import Any
 
@@ -22,9 +28,19 @@ from pydantic import ValidationError
 
 from multus_api import crdgen
 from multus_api.objects import NodeState, kind_of
-from multus_api.plugins import PLUGIN_NAME_PATTERN, check_plugin_conf, check_plugin_name
-from multus_api.problems import Problem, Severity, from_validation_error, join_path
-from multus_api.settings import MultusSettings
+from multus_api.plugins import check_plugin_conf
+from multus_api.problems import (
+    Problem,
+    Severity,
+    as_warnings,
+    from_findings,
+    from_validation_error,
+    join_path,
+)
+from multus_api.settings import MultusSettings, multus_conf
+from multus_rules import confs, multusconf
+from multus_rules import objects as rules
+from multus_rules.names import plugin_type_problem
 
 NETWORK = ("kubernetes.com/v1", "Network")
 NAD = ("k8s.cni.cncf.io/v1", "NetworkAttachmentDefinition")
@@ -32,6 +48,7 @@ NODESTATE = ("multus.cni.cncf.io/v1", "NodeState")
 SETTINGS_CONFIGMAP = "multus-settings"
 SETTINGS_KEY = "settings.yaml"
 PROBLEM_CHARS = 1024  # per problem in a summary; five of them stay far below 32768
+HOST_LOCAL_NAME_BYTES = 255  # a file name
 
 
 @dataclasses.dataclass(frozen=True)
@@ -97,9 +114,12 @@ def schema_problems(kind: str, obj: dict[str, Any]) -> list[Problem]:
 
 
 def _schema_message(err: jsonschema.ValidationError) -> str:
+    if list(err.absolute_path) == ["plugin"]:
+        # The CRD's pattern and length for `plugin` are the rulebook's: say it its way.
+        why = plugin_type_problem(err.instance)
+        if why:
+            return why
     if err.validator == "pattern":
-        if err.validator_value == PLUGIN_NAME_PATTERN:
-            return f"{err.instance!r} is not a plain plugin name"
         return f"{err.instance!r} does not match {err.validator_value}"
     return str(err.message)
 
@@ -132,32 +152,22 @@ def validate_object(obj: Any) -> Report:
     return Report(api_kind[1] or "MultusConf", name, tuple(problems))
 
 
+def _name(obj: dict[str, Any]) -> str:
+    meta = obj.get("metadata")
+    name = meta.get("name") if isinstance(meta, dict) else None
+    return name if isinstance(name, str) else ""
+
+
 def check_network(obj: dict[str, Any]) -> list[Problem]:
-    """The seed's Network: top-level `plugin` and `args` (a JSON list of confs)."""
+    """The seed's Network: top-level `plugin` and `args` (a JSON list holding one conf)."""
     found = schema_problems("Network", obj)
     if found:
         return found
-    plugin = obj["plugin"]
-    found = check_plugin_name(plugin, "plugin")
-    if found:
-        return found
-    if obj.get("args") is None:
-        return []
-    confs, problem = _parse_json(obj["args"], "args")
-    if problem is not None:
-        return [problem]
-    if not isinstance(confs, list):
-        return [Problem("args", "must be a JSON list of plugin confs")]
-    for i, conf in enumerate(confs):
-        path = join_path("args", i)
-        if isinstance(conf, dict) and "type" in conf and conf["type"] != plugin:
-            found.append(
-                Problem(join_path(path, "type"), f"{conf['type']!r} differs from plugin {plugin!r}")
-            )
-            continue
-        found += check_plugin_conf(conf, path, plugin=plugin)
-    found += _check_masters(confs, "args")
-    return found
+    name = _name(obj)
+    conf, findings = rules.seed_network_conf(name, obj.get("plugin"), obj.get("args"))
+    if conf is None:
+        return from_findings(findings)
+    return check_conf(conf, "args[0]", default_name=name)
 
 
 def check_nad(obj: dict[str, Any]) -> list[Problem]:
@@ -165,8 +175,10 @@ def check_nad(obj: dict[str, Any]) -> list[Problem]:
     found = schema_problems("NetworkAttachmentDefinition", obj)
     if found:
         return found
-    text = (obj.get("spec") or {}).get("config")
-    if not text:
+    conf, findings = rules.nad_conf(obj.get("spec"))
+    if findings:
+        return from_findings(findings)
+    if conf is None:
         return [
             Problem(
                 "spec.config",
@@ -174,42 +186,56 @@ def check_nad(obj: dict[str, Any]) -> list[Problem]:
                 Severity.WARNING,
             )
         ]
-    conf, problem = _parse_json(text, "spec.config")
-    if problem is not None:
-        return [problem]
-    return check_cni_conf(conf, "spec.config")
+    return check_conf(conf, "spec.config", default_name=_name(obj))
 
 
-def check_cni_conf(conf: Any, base: str) -> list[Problem]:
-    """A CNI network conf or conflist (structure, then each plugin)."""
-    if not isinstance(conf, dict):
-        return [Problem(base, "must be a JSON object")]
-    if "plugins" in conf:
-        found = []
-        if "type" in conf:
-            found.append(Problem(join_path(base, "type"), "a conflist has plugins, not type"))
-        plugins = conf["plugins"]
-        if not isinstance(plugins, list) or not plugins:
-            return [*found, Problem(join_path(base, "plugins"), "must be a non-empty list")]
-        for i, plugin in enumerate(plugins):
-            found += check_plugin_conf(plugin, join_path(base, "plugins", i))
+def check_conf(
+    conf: Any, base: str, *, default_version: str | None = None, default_name: str | None = None
+) -> list[Problem]:
+    """One network conf or conflist: the rulebook's findings (its errors are what the
+    plugin refuses), then, when it has none, what the delegate plugins would say."""
+    found = from_findings(
+        confs.check_network(conf, base, default_version=default_version, default_name=default_name)
+    )
+    if any(p.is_error for p in found):
         return found
-    return check_plugin_conf(conf, base)
+    return found + as_warnings(_delegate_problems(conf, base))
+
+
+def _delegate_problems(conf: dict[str, Any], base: str) -> list[Problem]:
+    """What each plugin of a (rulebook-valid) conf or conflist makes of its conf."""
+    if "plugins" not in conf:
+        plugins = [(conf, base)]
+    else:
+        plugins = [(p, join_path(base, "plugins", i)) for i, p in enumerate(conf["plugins"])]
+    found: list[Problem] = []
+    for plugin, path in plugins:
+        found += check_plugin_conf(plugin, path)
+    name = conf.get("name")
+    if isinstance(name, str) and len(name.encode()) > HOST_LOCAL_NAME_BYTES:
+        if any((p.get("ipam") or {}).get("type") == "host-local" for p, _ in plugins):
+            found.append(
+                Problem(
+                    join_path(base, "name"),
+                    f"is {len(name.encode())} bytes: host-local keeps this network's leases "
+                    f"in a directory of that name, which may have {HOST_LOCAL_NAME_BYTES}",
+                )
+            )
+    return found
 
 
 def check_multus_conf(conf: dict[str, Any]) -> list[Problem]:
-    """A `"type": "multus"` conf file (the seed's form with inline delegates)."""
-    found: list[Problem] = []
-    delegates = conf.get("delegates")
-    if delegates is None:
-        if not conf.get("kubeconfig") and not conf.get("clusterNetwork"):
-            found.append(Problem("delegates", "required when there is no kubeconfig"))
+    """A `"type": "multus"` conf file, judged as the plugin reads it (Kubernetes mode
+    when it names a kubeconfig)."""
+    k8s = bool(conf.get("kubeconfig"))
+    findings = multusconf.check_multus_conf(conf, k8s=k8s)
+    if k8s:
+        findings += multusconf.check_k8s_keys(conf)
+    found = from_findings(findings)
+    if any(p.is_error for p in found):
         return found
-    if not isinstance(delegates, list):
-        return [Problem("delegates", "must be a list of plugin confs")]
-    for i, delegate in enumerate(delegates):
-        found += check_cni_conf(delegate, join_path("delegates", i))
-    found += _check_masters(delegates, "delegates")
+    for i, delegate in enumerate(conf.get("delegates") or []):
+        found += as_warnings(_delegate_problems(delegate, join_path("delegates", i)))
     return found
 
 
@@ -261,22 +287,31 @@ def parse_settings(text: str, base: str = "") -> tuple[MultusSettings | None, li
         return None, from_validation_error(exc, base, unknown_field="unknown setting")
     found: list[Problem] = []
     base_dump = settings.model_dump(exclude={"nodeOverrides"})
+    rendered = _rendered_problems(settings)
+    found += _rebased(rendered, base)
     for i, override in enumerate(settings.nodeOverrides):
         path = join_path(base, "nodeOverrides", i, "settings")
         if "nodeOverrides" in override.settings:
             found.append(Problem(join_path(path, "nodeOverrides"), "overrides cannot nest"))
             continue
         try:
-            MultusSettings.model_validate({**base_dump, **override.settings})
+            merged = MultusSettings.model_validate({**base_dump, **override.settings})
         except ValidationError as exc:
             found += from_validation_error(exc, path, unknown_field="unknown setting")
-    for i, delegate in enumerate(settings.delegates or []):
-        found += check_cni_conf(delegate, join_path(base, "delegates", i))
-    found += _check_masters(settings.delegates or [], join_path(base, "delegates"))
-    if settings.delegates is not None and settings.clusterNetwork:
-        found.append(Problem(join_path(base, "delegates"), "give clusterNetwork or delegates"))
+            continue
+        # What the base settings already say is said once, at the base.
+        found += _rebased([p for p in _rendered_problems(merged) if p not in rendered], path)
     errors = [p for p in found if p.is_error]
     return (None if errors else settings), found
+
+
+def _rendered_problems(settings: MultusSettings) -> list[Problem]:
+    """What the plugin will say of the conf these settings render on a node."""
+    return check_multus_conf(multus_conf(settings))
+
+
+def _rebased(problems: list[Problem], base: str) -> list[Problem]:
+    return [dataclasses.replace(p, path=join_path(base, p.path)) for p in problems]
 
 
 def _not_json(doc: Any, base: str) -> list[Problem]:
@@ -301,52 +336,17 @@ def _not_json(doc: Any, base: str) -> list[Problem]:
     return sorted(found, key=lambda p: p.path)
 
 
-def _check_masters(confs: list[Any], base: str) -> list[Problem]:
-    """The seed's rule: at most one delegate is the master (primary) network."""
-    masters = [i for i, c in enumerate(confs) if isinstance(c, dict) and c.get("masterplugin")]
-    return [
-        Problem(
-            join_path(base, i, "masterplugin"),
-            f"only one delegate can be the master; {join_path(base, masters[0])} already is",
-        )
-        for i in masters[1:]
-    ]
-
-
-def _refuse_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not a JSON number")
-
-
-def _finite_float(text: str) -> float:
-    value = float(text)
-    if value in (math.inf, -math.inf):
-        raise ValueError(f"{text} is out of the range of a JSON number")
-    return value
-
-
-def _parse_json(text: Any, path: str) -> tuple[Any, Problem | None]:
-    """Parse as the plugin does: NaN, Infinity and numbers beyond a double are refused."""
-    if not isinstance(text, str):
-        return None, Problem(path, "must be a string holding JSON")
-    try:
-        return json.loads(text, parse_constant=_refuse_constant, parse_float=_finite_float), None
-    except ValueError as exc:  # JSONDecodeError, our refusals, an int of >4300 digits
-        return None, Problem(path, f"invalid JSON: {exc}")
-    except RecursionError:
-        return None, Problem(path, "invalid JSON: nested too deeply")
-
-
 def delegate_confs(obj: dict[str, Any]) -> list[dict[str, Any]]:
-    """The plugin confs a valid network object runs, `type` filled in (Network form)."""
+    """The plugin confs a valid network object runs, as the rulebook derives them."""
     api_kind = kind_of(obj)
     if api_kind == NETWORK:
-        confs = json.loads(obj.get("args") or "[]")
-        return [{**c, "type": obj["plugin"]} for c in confs if isinstance(c, dict)]
-    if api_kind == NAD:
-        conf = json.loads((obj.get("spec") or {}).get("config") or "{}")
-        if not isinstance(conf, dict):
-            return []
-        if isinstance(conf.get("plugins"), list):
-            return [p for p in conf["plugins"] if isinstance(p, dict)]
-        return [conf]
-    return []
+        conf, _ = rules.seed_network_conf(_name(obj), obj.get("plugin"), obj.get("args"))
+    elif api_kind == NAD:
+        conf, _ = rules.nad_conf(obj.get("spec"))
+    else:
+        conf = None
+    if conf is None:
+        return []
+    if isinstance(conf.get("plugins"), list):
+        return [p for p in conf["plugins"] if isinstance(p, dict)]
+    return [conf]

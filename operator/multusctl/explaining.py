@@ -1,23 +1,29 @@
 """`multusctl explain`: what a pod's network annotations would give it, and why.
 
-Follows the interface naming of the README ("Interface names"): the cluster (master)
-network gets eth0; the seed's `networks` annotation makes its first network the
-master and names the others net0, net1...; NPWG's `k8s.v1.cni.cncf.io/networks`
-names them net1, net2...; a requested `interface` (or the sriov `if0name`) always
-wins.
+Computed by the plugin's own code, not a copy of its rules: the settings render the
+node's multus conf (as the operator renders it), the plugin parses it
+(`multus_cni.netconf`), resolves the pod's networks (`multus_cni.k8s.resolve`: the
+seed and NPWG annotations, the cluster and default networks, namespace isolation),
+reading the network objects from the files given instead of the API, and names the
+interfaces (`multus_rules.interfaces`). So explain prints the interfaces the plugin
+creates, in the order it attaches them, or the very error it would refuse the pod with.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
+import tempfile
 from typing import Any
 
-from multus_api.settings import MultusSettings
+from multus_api.settings import MultusSettings, multus_conf
+from multus_cni import cnijson, netconf
+from multus_cni.errors import CniError, refusal
+from multus_cni.k8s import objects, resolve
 from multus_operator import validation
+from multus_rules import interfaces
+from multus_rules.findings import RuleError
 
-NPWG_ANNOTATION = "k8s.v1.cni.cncf.io/networks"
-SEED_ANNOTATION = "networks"
+CNI_IFNAME = "eth0"  # what kubelet passes for the pod's first interface
 
 
 @dataclasses.dataclass
@@ -39,6 +45,10 @@ class Plan:
     def ok(self) -> bool:
         return not self.problems
 
+    @property
+    def ifnames(self) -> list[str]:
+        return [a.ifname for a in self.attachments]
+
     def lines(self) -> list[str]:
         out = [f"# {note}" for note in self.notes]
         for a in self.attachments:
@@ -48,132 +58,127 @@ class Plan:
         return out
 
 
-@dataclasses.dataclass(frozen=True)
-class _Request:
-    name: str
-    namespace: str | None
-    interface: str | None
+class FileObjects:
+    """The network objects of the files given, served by API path as the plugin's
+    resolver reads them from the API server."""
+
+    def __init__(self, bodies: list[Any]) -> None:
+        self.bodies: dict[str, dict[str, Any]] = {}
+        for body in bodies:
+            if not isinstance(body, dict):
+                continue
+            meta = _mapping(body.get("metadata"))
+            namespace = str(meta.get("namespace") or "default")
+            name = str(meta.get("name") or "")
+            if body.get("kind") == "Network":
+                self.bodies[objects.network_path(namespace, name)] = body
+            elif body.get("kind") == "NetworkAttachmentDefinition":
+                self.bodies[objects.nad_path(namespace, name)] = body
+
+    def get(self, path: str) -> dict[str, Any] | None:
+        return self.bodies.get(path)
+
+
+def node_conf(settings: MultusSettings | None, conf_dir: str) -> dict[str, Any]:
+    """The multus conf a node gets from these settings, run in-process (thin), with the
+    node's conf files in `conf_dir`."""
+    conf = multus_conf(settings if settings is not None else MultusSettings())
+    conf["type"] = "multus"
+    conf.pop("daemonSocketDir", None)
+    conf["confDir"] = conf_dir
+    return conf
 
 
 def explain(
-    pod: dict[str, Any], network_bodies: list[Any], settings: MultusSettings | None
+    pod: dict[str, Any],
+    network_bodies: list[Any],
+    settings: MultusSettings | None,
+    conf_dir: str | None = None,
 ) -> Plan:
+    """The plan of `pod` on a node with `settings` (the defaults when None) and the conf
+    files of `conf_dir` (none when None)."""
     plan = Plan()
-    meta = _mapping(pod.get("metadata"))
-    pod_ns = meta.get("namespace") or "default"
-    annotations = _mapping(meta.get("annotations"))
-    networks = _index(network_bodies, plan)
-    seed = SEED_ANNOTATION in annotations and NPWG_ANNOTATION not in annotations
-    key = SEED_ANNOTATION if seed else NPWG_ANNOTATION
-    try:
-        requests = _parse_annotation(annotations.get(key, ""))
-    except ValueError as exc:
-        plan.problems.append(f"annotation {key}: {exc}")
-        return plan
-    if requests:
-        plan.notes.append(f"networks from the {'seed' if seed else 'NPWG'} annotation {key!r}")
-    index = 0
-    if settings is not None and settings.clusterNetwork and not seed:
-        cluster = _Request(settings.clusterNetwork, settings.multusNamespace, None)
-        _attach(plan, networks, cluster, settings.multusNamespace, "eth0", "clusterNetwork")
-        index = 1
-    elif seed and requests:
-        first, *requests = requests
-        _attach(plan, networks, first, pod_ns, "eth0", "first seed network: the master")
-    elif not requests and settings is not None and settings.delegates:
-        plan.notes.append("no network annotation: the multus conf's delegates")
-        _attach_delegates(plan, settings.delegates)
-    elif not requests:
-        plan.notes.append("no network annotation: only the cluster network")
-    for request in requests:
-        ns = request.namespace or pod_ns
-        if settings is not None and settings.namespaceIsolation and ns != pod_ns:
-            allowed = {*settings.globalNamespaces, *settings.systemNamespaces}
-            if ns not in allowed:
-                plan.problems.append(
-                    f"{ns}/{request.name}: namespaceIsolation: pods in {pod_ns} may use "
-                    f"networks of {pod_ns} or of the global namespaces only"
-                )
-                continue
-            why_ns = f"namespace {ns} is global"
-        else:
-            why_ns = ""
-        default = f"net{index}"
-        if _attach(plan, networks, request, pod_ns, default, why_ns or "in annotation order"):
-            index += 1
+    with tempfile.TemporaryDirectory(prefix="multusctl-") as empty:
+        conf = node_conf(settings, conf_dir or empty)
+        if conf_dir is None:
+            plan.notes.append("no --conf-dir: the node has no conf files")
+        try:
+            _plan(plan, pod, network_bodies, conf)
+        except CniError as exc:
+            plan.problems.append(exc.msg)
     return plan
 
 
-def _attach(
-    plan: Plan,
-    networks: dict[tuple[str, str], dict[str, Any]],
-    request: _Request,
-    pod_ns: str,
-    default_ifname: str,
-    why: str,
-) -> bool:
-    ns = request.namespace or pod_ns
-    body = networks.get((ns, request.name))
-    if body is None:
-        plan.problems.append(f"{ns}/{request.name}: no such network in the files given")
-        return False
-    report = validation.validate_object(body)
-    if not report.valid:
-        plan.problems.append(f"{ns}/{request.name}: invalid: {report.summary()}")
-        return False
-    confs = validation.delegate_confs(body)
-    _record(plan, f"{ns}/{request.name}", confs, default_ifname, why, request.interface)
-    return True
-
-
-def _attach_delegates(plan: Plan, delegates: list[dict[str, Any]]) -> None:
-    """Seed conf-file mode: the master delegate gets eth0, the others net0, net1..."""
-    master = next((i for i, d in enumerate(delegates) if d.get("masterplugin")), 0)
-    order = [master, *(i for i in range(len(delegates)) if i != master)]
-    for n, i in enumerate(order):
-        conf = delegates[i]
-        plugins = conf.get("plugins")
-        confs = [p for p in plugins if isinstance(p, dict)] if isinstance(plugins, list) else [conf]
-        label = f"delegates[{i}]"
-        if n == 0:
-            why = "masterplugin" if conf.get("masterplugin") else "first delegate: the master"
-            _record(plan, label, confs, "eth0", why, None)
-        else:
-            _record(plan, label, confs, f"net{n - 1}", "in delegate order", None)
-
-
-def _record(
-    plan: Plan,
-    label: str,
-    confs: list[dict[str, Any]],
-    default_ifname: str,
-    why: str,
-    requested: str | None,
-) -> None:
-    ifname, reason = default_ifname, why
-    if requested:
-        ifname, reason = requested, "interface requested in the annotation"
-    elif any(isinstance(c.get("if0name"), str) for c in confs):
-        ifname = next(str(c["if0name"]) for c in confs if isinstance(c.get("if0name"), str))
-        reason = "if0name in the network's args"
-    plan.attachments.append(
-        Attachment(
-            ifname=ifname,
-            network=label,
-            plugins=[str(c.get("type")) for c in confs] or ["?"],
-            ipam=_ipam(confs),
-            why=reason,
+def _plan(plan: Plan, pod: dict[str, Any], bodies: list[Any], raw: dict[str, Any]) -> None:
+    conf = netconf.parse_conf(cnijson.dumps(raw).encode())
+    if not conf.k8s:
+        plan.notes.append("conf-file mode (no kubeconfig): the conf's delegates, for every pod")
+        planned = [resolve.Planned(d, d.source) for d in conf.delegates]
+        seed_style = conf.seed_style
+    else:
+        meta = _mapping(pod.get("metadata"))
+        pod = {**pod, "metadata": meta}  # the API never serves another shape
+        ref = resolve.pod_ref(
+            {
+                "K8S_POD_NAMESPACE": str(meta.get("namespace") or "default"),
+                "K8S_POD_NAME": str(meta.get("name") or "pod"),
+            }
         )
-    )
+        assert ref is not None
+        source = FileObjects(bodies)
+        resolver = resolve.Resolver(source, conf, resolve.Settings(conf.raw), pod, ref)
+        planned, seed_style = resolver.plan()
+        _warnings(plan, planned, source)
+    reasons: list[str] = []
+    try:
+        names = interfaces.assign_ifnames(
+            [p.network for p in planned], CNI_IFNAME, seed_style, reasons
+        )
+    except RuleError as exc:
+        raise refusal(exc.finding) from None
+    for item, ifname, why in zip(planned, names, reasons, strict=True):
+        network = item.network
+        if item.request is not None and item.request.interface:
+            why = "interface requested in the annotation"
+        elif network.requested_ifname and not network.master:
+            why = "if0name in the network's conf"
+        plan.attachments.append(
+            Attachment(
+                ifname=ifname,
+                network=_label(item),
+                plugins=[str(p.get("type")) for p in network.plugins],
+                ipam=_ipam(network.plugins),
+                why=why,
+            )
+        )
+
+
+def _label(item: resolve.Planned) -> str:
+    if "/" in item.status_name or item.request is not None:
+        return item.status_name
+    return item.network.source.rstrip(": .") or item.network.name
+
+
+def _warnings(plan: Plan, planned: list[resolve.Planned], source: FileObjects) -> None:
+    """The operator's warnings (what the delegates would say) on the objects used."""
+    for item in planned:
+        namespace, _, name = item.status_name.partition("/")
+        for path in (objects.network_path(namespace, name), objects.nad_path(namespace, name)):
+            body = source.get(path) if name else None
+            if body is None:
+                continue
+            for warning in validation.validate_object(body).warnings:
+                plan.notes.append(f"warning: {item.status_name}: {warning}")
 
 
 def _ipam(confs: list[dict[str, Any]]) -> str:
     for conf in confs:
         ipam = conf.get("ipam")
-        if isinstance(ipam, dict):
+        if isinstance(ipam, dict) and ipam.get("type"):
             where = ipam.get("subnet") or ipam.get("range") or ""
-            if not where and isinstance(ipam.get("ranges"), list) and ipam["ranges"]:
-                where = ",".join(r.get("subnet", "") for r in ipam["ranges"][0])
+            ranges = ipam.get("ranges")
+            if not where and isinstance(ranges, list) and ranges and isinstance(ranges[0], list):
+                where = ",".join(str(r.get("subnet", "")) for r in ranges[0] if isinstance(r, dict))
             return f"{ipam.get('type')} {where}".strip()
         if conf.get("l2enable"):
             return "none (l2enable)"
@@ -182,49 +187,6 @@ def _ipam(confs: list[dict[str, Any]]) -> str:
     return "none"
 
 
-def _index(bodies: list[Any], plan: Plan) -> dict[tuple[str, str], dict[str, Any]]:
-    found: dict[tuple[str, str], dict[str, Any]] = {}
-    for body in bodies:
-        if not isinstance(body, dict) or body.get("kind") not in ("Network", *_NAD):
-            continue
-        meta = _mapping(body.get("metadata"))
-        found[(meta.get("namespace") or "default", str(meta.get("name")))] = body
-    return found
-
-
 def _mapping(value: Any) -> dict[str, Any]:
     """A YAML mapping, or empty when the file holds something else there."""
     return value if isinstance(value, dict) else {}
-
-
-_NAD = ("NetworkAttachmentDefinition",)
-
-
-def _parse_annotation(text: Any) -> list[_Request]:
-    """A JSON list of selections, or NPWG's `ns/name@ifname, ...` shorthand."""
-    if not isinstance(text, str):
-        raise ValueError("not a string")
-    text = text.strip()
-    if not text:
-        return []
-    if text.startswith("["):
-        try:
-            items = json.loads(text)
-        except ValueError as exc:
-            raise ValueError(f"invalid JSON: {exc}") from exc
-        except RecursionError:
-            raise ValueError("invalid JSON: nested too deeply") from None
-        out = []
-        for i, item in enumerate(items):
-            if not isinstance(item, dict) or not isinstance(item.get("name"), str):
-                raise ValueError(f"[{i}] needs a name")
-            out.append(_Request(item["name"], item.get("namespace"), item.get("interface")))
-        return out
-    out = []
-    for part in (p.strip() for p in text.split(",")):
-        if not part:
-            continue
-        ref, _, ifname = part.partition("@")
-        ns, _, name = ref.rpartition("/")
-        out.append(_Request(name, ns or None, ifname or None))
-    return out

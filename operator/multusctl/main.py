@@ -131,6 +131,8 @@ def cmd_render(args: argparse.Namespace) -> int:
         if not report.valid:
             _err(f"{doc.path}: {doc.label}: left out: {report.summary()}")
             continue
+        for warning in report.warnings:
+            _err(f"{doc.path}: {doc.label}: warning: {warning}")
         networks.append(network_view(doc.body))
     node = rendering.NodeView(args.node, labels, inventory)
     data = rendering.render(settings, node, networks)
@@ -166,10 +168,17 @@ def add_explain(sub: Any) -> None:
     p = sub.add_parser(
         "explain",
         help="which interfaces a pod would get from its network annotations, and why",
+        description="Runs the plugin's own planning code on the files given: the interfaces "
+        "it creates, in attach order, or the error it refuses the pod with (exit 1).",
     )
     p.add_argument("pod", metavar="POD.yaml")
     p.add_argument("networks", nargs="*", metavar="NETWORK-FILE")
     p.add_argument("--settings", help="settings.yaml or the multus-settings ConfigMap")
+    p.add_argument(
+        "--conf-dir",
+        metavar="DIR",
+        help="the node's CNI conf dir (clusterNetwork/defaultNetworks files); default: none",
+    )
     p.set_defaults(func=cmd_explain)
 
 
@@ -192,7 +201,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
     if pod is None:
         _err(f"{args.pod}: no pod found")
         return 2
-    plan = explaining.explain(pod, [d.body for d in network_docs], settings)
+    plan = explaining.explain(pod, [d.body for d in network_docs], settings, args.conf_dir)
     for line in plan.lines():
         print(line)
     return 0 if plan.ok else 1

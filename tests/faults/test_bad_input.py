@@ -125,7 +125,7 @@ CONF_CASES: dict[str, tuple[Case, int, str]] = {
                         "delegates[0]"),
     "two-masters": (lambda w: w.run("ADD", good_conf(w, delegates=[
         w.delegate("d1").conf(masterplugin=True), w.delegate("d2").conf(masterplugin=True)])),
-        7, "exactly one delegate may be the master"),
+        7, "only one delegate may be the master"),
     "masterplugin-string": (lambda w: w.run("ADD", good_conf(w, delegates=[
         w.delegate("d1").conf(masterplugin="true")])), 7, "masterplugin"),
     "empty-plugins": (lambda w: w.run("ADD", good_conf(w, delegates=[

@@ -155,32 +155,41 @@ def test_seed_yaml_files_unchanged_give_the_seed_delegates() -> None:
     assert (vlan.plugins[0]["vlan"], vlan.plugins[0]["l2enable"]) == (210, True)
 
 
-@pytest.mark.parametrize(
-    ("args", "plugins"),
-    [
-        ('{"a": 1}', [{"type": "bridge", "a": 1}]),
-        ({"a": 2}, [{"type": "bridge", "a": 2}]),
-        ("", [{"type": "bridge"}]),
-    ],
-)
-def test_seed_args_shapes(args: Any, plugins: list[dict[str, Any]]) -> None:
-    obj = {"metadata": {"name": "n"}, "plugin": "bridge", "args": args}
-    assert objects.seed_network_delegate(obj, "default/n", "1.0.0").plugins == plugins
+def test_seed_args_absent_runs_the_plugin_alone() -> None:
+    obj = {"metadata": {"name": "n"}, "plugin": "bridge"}
+    delegate = objects.seed_network_delegate(obj, "default/n", "1.0.0")
+    assert (delegate.name, delegate.plugins) == ("n", [{"type": "bridge"}])
 
 
 @pytest.mark.parametrize(
-    "obj",
+    ("obj", "message"),
     [
-        {"metadata": {"name": "n"}, "args": "[{}]"},
-        {"metadata": {"name": "n"}, "plugin": "bridge", "args": "[{}, {}]"},
-        {"metadata": {"name": "n"}, "plugin": "bridge", "args": "[1]"},
-        {"metadata": {"name": "n"}, "plugin": "bridge", "args": "{bad"},
-        {"metadata": {"name": "n"}, "plugin": "../x", "args": "[{}]"},
+        (
+            {"plugin": None, "args": "[{}]"},
+            "Network default/n: plugin: must be a non-empty plugin name, not None",
+        ),
+        ({"args": "[{}, {}]"}, "Network default/n: args: must hold exactly one conf, found 2"),
+        ({"args": "[]"}, "Network default/n: args: must hold exactly one conf, found 0"),
+        ({"args": "[1]"}, "Network default/n: args[0]: must be a JSON object, not a number"),
+        ({"args": "{bad"}, "Network default/n: args: invalid JSON: "),
+        ({"args": '{"a": 1}'}, "Network default/n: args: must be a JSON list holding exactly one"),
+        ({"args": {"a": 2}}, "Network default/n: args: must be a string holding a JSON list"),
+        ({"args": ""}, "Network default/n: args: invalid JSON: "),
+        ({"plugin": "../x", "args": "[{}]"}, "Network default/n: plugin: '../x' is not a plain"),
+        (
+            {"args": '[{"type": "flannel"}]'},
+            "Network default/n: args[0].type: 'flannel' differs from plugin 'bridge'",
+        ),
+        ({"args": '[{"if0name": 7}]'}, "Network default/n: args[0].if0name: must be a string"),
     ],
 )
-def test_seed_object_rejects(obj: dict[str, Any]) -> None:
-    with pytest.raises(InvalidConfig):
-        objects.seed_network_delegate(obj, "default/n", "1.0.0")
+def test_seed_object_rejects(obj: dict[str, Any], message: str) -> None:
+    """The rulebook's shape, in the operator's words: the CRD's CEL rule refuses an args
+    that is no list, the plugin and the operator refuse what is not exactly one conf."""
+    body = {"metadata": {"name": "n"}, "plugin": "bridge", **obj}
+    with pytest.raises(InvalidConfig) as info:
+        objects.seed_network_delegate(body, "default/n", "1.0.0")
+    assert info.value.msg.startswith(message), info.value.msg
 
 
 def _nad(config: Any) -> dict[str, Any]:

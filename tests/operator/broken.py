@@ -47,6 +47,9 @@ _IPAM = {
     "rangeEnd": "10.56.217.181",
 }
 
+PLAIN_NAME = "a letter or digit, then letters, digits, '_', '.' or '-' (no path)"
+
+# What the plugin refuses before it runs anything: Invalid, refused at admission.
 # (object, the exact first error message)
 BROKEN: dict[str, tuple[dict[str, Any], str]] = {
     "bad-json": (
@@ -56,23 +59,37 @@ BROKEN: dict[str, tuple[dict[str, Any], str]] = {
     ),
     "plugin-path": (
         network("plugin-path", "../x", [{}]),
-        "plugin: '../x' is not a plain plugin name",
+        f"plugin: '../x' is not a plain plugin name: {PLAIN_NAME}",
     ),
     "nad-type-path": (
         nad("nad-type-path", {"cniVersion": "1.0.0", "type": "../x"}),
-        "spec.config.type: '../x' is not a plain plugin name",
+        f"spec.config.type: '../x' is not a plain plugin name: {PLAIN_NAME}",
     ),
-    "range-outside": (
-        network("range-outside", "sriov", [{"if0": "enp12s0f1", "ipam": _IPAM}]),
-        "args[0].ipam.rangeStart: 10.56.218.1 is outside subnet 10.56.217.0/24",
-    ),
-    "two-masters": (
+    "two-confs": (
         network(
-            "two-masters",
+            "two-confs",
             "bridge",
             [{"bridge": "br0", "masterplugin": True}, {"bridge": "br1", "masterplugin": True}],
         ),
-        "args[1].masterplugin: only one delegate can be the master; args[0] already is",
+        "args: must hold exactly one conf, found 2",
+    ),
+    "bad-if0name": (
+        network("bad-if0name", "sriov", [{"if0": "enp2s0", "if0name": "net/1"}]),
+        "args[0].if0name: 'net/1' may not contain '/'",
+    ),
+    "nad-version": (
+        nad("nad-version", {"cniVersion": "0.2.0", "type": "bridge"}),
+        "spec.config.cniVersion: '0.2.0' is not supported"
+        " (supported: 0.3.0, 0.3.1, 0.4.0, 1.0.0, 1.1.0)",
+    ),
+}
+
+# What only the delegate plugin can judge when it runs: Valid, with a warning.
+# (object, the exact first warning)
+WARNED: dict[str, tuple[dict[str, Any], str]] = {
+    "range-outside": (
+        network("range-outside", "sriov", [{"if0": "enp12s0f1", "ipam": _IPAM}]),
+        "args[0].ipam.rangeStart: 10.56.218.1 is outside subnet 10.56.217.0/24",
     ),
     "unknown-sriov-field": (
         network("unknown-sriov-field", "sriov", [{"if0": "enp2s0", "vlanid": 210}]),
@@ -87,14 +104,8 @@ def fixed(name: str) -> dict[str, Any]:
         "bad-json": network("bad-json", "sriov", [{"if0": "enp2s0"}]),
         "plugin-path": network("plugin-path", "x", [{}]),
         "nad-type-path": nad("nad-type-path", {"cniVersion": "1.0.0", "type": "x"}),
-        "range-outside": network(
-            "range-outside",
-            "sriov",
-            [{"if0": "enp12s0f1", "ipam": {**_IPAM, "rangeStart": "10.56.217.171"}}],
-        ),
-        "two-masters": network(
-            "two-masters", "bridge", [{"bridge": "br0", "masterplugin": True}, {"bridge": "br1"}]
-        ),
-        "unknown-sriov-field": network("unknown-sriov-field", "sriov", [{"if0": "enp2s0"}]),
+        "two-confs": network("two-confs", "bridge", [{"bridge": "br0", "masterplugin": True}]),
+        "bad-if0name": network("bad-if0name", "sriov", [{"if0": "enp2s0", "if0name": "net1"}]),
+        "nad-version": nad("nad-version", {"cniVersion": "0.3.1", "type": "bridge"}),
     }
     return fixes[name]

@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from multusctl.main import main
-from tests.operator.broken import BROKEN, EXAMPLES, SEED_NETWORKS
+from tests.operator.broken import BROKEN, EXAMPLES, SEED_NETWORKS, WARNED
 
 
 def _write(tmp_path: Path, name: str, body: object) -> str:
@@ -29,21 +29,25 @@ def test_validate_seed_examples_exit_zero(capsys: pytest.CaptureFixture[str]) ->
 def test_validate_broken_exits_one_with_the_operators_message(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    obj, message = BROKEN["range-outside"]
+    obj, message = BROKEN["bad-if0name"]
     path = _write(tmp_path, "bad.yaml", obj)
-    assert main(["validate", str(EXAMPLES / "flannel-conf.yaml"), path]) == 1
+    warned, warning = WARNED["range-outside"]
+    other = _write(tmp_path, "warned.yaml", warned)
+    assert main(["validate", str(EXAMPLES / "flannel-conf.yaml"), path, other]) == 1
     out = capsys.readouterr().out
-    assert f"{path}: Network/range-outside: error: {message}" in out
+    assert f"{path}: Network/bad-if0name: error: {message}" in out
+    assert f"{other}: Network/range-outside: warning: {warning}" in out
+    assert f"{other}: Network/range-outside: valid" in out
 
 
 def test_validate_multi_document_and_unreadable(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     path = tmp_path / "all.yaml"
-    path.write_text(yaml.safe_dump_all([BROKEN["two-masters"][0], BROKEN["bad-json"][0]]))
+    path.write_text(yaml.safe_dump_all([BROKEN["two-confs"][0], BROKEN["bad-json"][0]]))
     assert main(["validate", "-q", str(path)]) == 1
     out = capsys.readouterr().out.splitlines()
-    assert len(out) == 2 and "masterplugin" in out[0] and "invalid JSON" in out[1]
+    assert len(out) == 2 and "exactly one conf" in out[0] and "invalid JSON" in out[1]
     assert main(["validate", str(tmp_path / "missing.yaml")]) == 2
     (tmp_path / "junk.yaml").write_text("a: [b\n")
     assert main(["validate", str(tmp_path / "junk.yaml")]) == 2
@@ -69,7 +73,8 @@ def test_render_node_configmap(tmp_path: Path, capsys: pytest.CaptureFixture[str
         "--inventory",
         str(EXAMPLES / "nodestate-node1.yaml"),
         *[str(EXAMPLES / n) for n in SEED_NETWORKS],
-        _write(tmp_path, "bad.yaml", BROKEN["unknown-sriov-field"][0]),
+        _write(tmp_path, "bad.yaml", BROKEN["bad-if0name"][0]),
+        _write(tmp_path, "warned.yaml", WARNED["unknown-sriov-field"][0]),
     ]
     assert main(args) == 0
     captured = capsys.readouterr()
@@ -84,8 +89,10 @@ def test_render_node_configmap(tmp_path: Path, capsys: pytest.CaptureFixture[str
     assert [n["network"] for n in inventory["networks"]] == [
         "default/sriov-conf",
         "default/sriov-vlanid-l2enable-conf",
+        "default/unknown-sriov-field",  # valid: the sriov plugin judges its own keys
     ]
-    assert "unknown-sriov-field: left out: args[0].vlanid: unknown sriov field" in captured.err
+    assert "bad-if0name: left out: args[0].if0name: 'net/1' may not contain" in captured.err
+    assert "unknown-sriov-field: warning: args[0].vlanid: unknown sriov field" in captured.err
 
 
 def test_render_refuses_invalid_settings(
@@ -97,11 +104,14 @@ def test_render_refuses_invalid_settings(
     assert "settings.mode: input should be 'thin' or 'thick'" in capsys.readouterr().err
 
 
+def _rows(out: str, width: int = 2) -> list[list[str]]:
+    return [line.split()[:width] for line in out.splitlines() if not line.startswith("#")]
+
+
 def test_explain_seed_pod(capsys: pytest.CaptureFixture[str]) -> None:
     files = [str(EXAMPLES / n) for n in SEED_NETWORKS]
     assert main(["explain", str(EXAMPLES / "pod-multi-network.yaml"), *files]) == 0
-    rows = [line.split()[:2] for line in capsys.readouterr().out.splitlines()[1:]]
-    assert rows == [
+    assert _rows(capsys.readouterr().out) == [
         ["eth0", "default/flannel-conf"],
         ["net0", "default/sriov-conf"],
         ["north", "default/sriov-vlanid-l2enable-conf"],
@@ -111,22 +121,26 @@ def test_explain_seed_pod(capsys: pytest.CaptureFixture[str]) -> None:
 def test_explain_npwg_pod_with_isolation(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    """The plugin's own resolver: the cluster network (a NAD in multusNamespace), then the
+    annotation's networks numbered by position; a network from a namespace isolation
+    forbids refuses the whole pod, with the plugin's message."""
+    annotation = "macvlan-conf@fast, default/macvlan-conf"
     pod = {
         "apiVersion": "v1",
         "kind": "Pod",
         "metadata": {
             "name": "p",
             "namespace": "team-a",
-            "annotations": {
-                "k8s.v1.cni.cncf.io/networks": "macvlan-conf@fast, default/macvlan-conf, "
-                "other/secret-net"
-            },
+            "annotations": {"k8s.v1.cni.cncf.io/networks": annotation},
         },
     }
     nad = yaml.safe_load((EXAMPLES / "macvlan-conf.yaml").read_text())
     in_team = {**nad, "metadata": {"name": "macvlan-conf", "namespace": "team-a"}}
-    cluster = {**yaml.safe_load((EXAMPLES / "flannel-conf.yaml").read_text())}
-    cluster["metadata"] = {"name": "flannel-conf", "namespace": "kube-system"}
+    cluster = {
+        **nad,
+        "metadata": {"name": "flannel-conf", "namespace": "kube-system"},
+        "spec": {"config": json.dumps({"cniVersion": "0.3.1", "type": "flannel"})},
+    }
     args = [
         "explain",
         _write(tmp_path, "pod.yaml", pod),
@@ -136,21 +150,29 @@ def test_explain_npwg_pod_with_isolation(
         "--settings",
         str(EXAMPLES / "multus-settings.yaml"),
     ]
-    assert main(args) == 1  # other/secret-net is refused
-    out = capsys.readouterr().out.splitlines()
-    rows = [line.split()[:2] for line in out if not line.startswith(("#", "error"))]
-    assert rows == [
+    assert main(args) == 0
+    assert _rows(capsys.readouterr().out) == [
         ["eth0", "kube-system/flannel-conf"],
         ["fast", "team-a/macvlan-conf"],
         ["net2", "default/macvlan-conf"],
     ]
-    assert any("other/secret-net: namespaceIsolation" in line for line in out)
+    pod["metadata"]["annotations"]["k8s.v1.cni.cncf.io/networks"] += ", other/secret-net"
+    args[1] = _write(tmp_path, "pod.yaml", pod)
+    assert main(args) == 1
+    out = capsys.readouterr().out
+    assert _rows(out) == [
+        ["error:", "namespace"],
+    ]
+    assert (
+        "error: namespace isolation: pod team-a/p in namespace 'team-a' may not use network "
+        "other/secret-net from namespace 'other' (allowed: its own namespace and default)"
+    ) in out
 
 
 def test_explain_seed_conf_file_delegates(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """The seed README's conf: sriov, ptp, and flannel as the master."""
+    """The seed README's conf: sriov, ptp, and flannel as the master, in attach order."""
     settings = {
         "kubeconfig": None,
         "delegates": [
@@ -164,9 +186,8 @@ def test_explain_seed_conf_file_delegates(
     args = ["explain", _write(tmp_path, "pod.yaml", pod)]
     args += ["--settings", _write(tmp_path, "settings.yaml", settings)]
     assert main(args) == 0
-    rows = [line.split()[:3] for line in capsys.readouterr().out.splitlines()[1:]]
-    assert rows == [
-        ["eth0", "delegates[2]", "flannel"],
+    assert _rows(capsys.readouterr().out, 3) == [
         ["net0", "delegates[0]", "sriov"],
         ["net1", "delegates[1]", "ptp"],
+        ["eth0", "delegates[2]", "flannel"],
     ]

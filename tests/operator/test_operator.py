@@ -72,7 +72,7 @@ async def test_broken_objects_flip_and_fixed_flip_back(emulator: tuple[Emulator,
             (e["involvedObject"]["name"], e["reason"], e["message"]) for e in events["items"]
         }
         assert ("nad-type-path", "Invalid", BROKEN["nad-type-path"][1]) in reasons
-        assert ("range-outside", "Invalid", BROKEN["range-outside"][1]) in reasons
+        assert ("two-confs", "Invalid", BROKEN["two-confs"][1]) in reasons
         before = {
             n: _condition(await client.network(n), "Valid")
             for n, (o, _) in BROKEN.items()
@@ -106,22 +106,22 @@ async def test_transition_time_moves_only_on_transition(
     _emu, client = emulator
     await client.add_node("node1")
     async with running(client.url) as op:
-        obj, _ = BROKEN["range-outside"]
+        obj, _ = BROKEN["bad-if0name"]
         await client.create(NETS, obj)
-        first = _condition(await eventually(lambda: _valid_set(client, "range-outside")), "Valid")
+        first = _condition(await eventually(lambda: _valid_set(client, "bad-if0name")), "Valid")
         # Still invalid, but differently: message and generation change, time does not.
         broken_more = json.loads(obj["args"])
-        broken_more[0]["ipam"]["rangeEnd"] = "10.56.219.9"
-        await client.patch(f"{NETS}/range-outside", {"args": json.dumps(broken_more)})
+        broken_more[0]["if0name"] = "x" * 16
+        await client.patch(f"{NETS}/bad-if0name", {"args": json.dumps(broken_more)})
 
         async def regenerated() -> Any:
-            cond = _condition(await client.network("range-outside"), "Valid")
+            cond = _condition(await client.network("bad-if0name"), "Valid")
             return cond if cond.get("observedGeneration") == 2 else None
 
         second = await eventually(regenerated)
         assert second["status"] == "False"
         assert second["lastTransitionTime"] == first["lastTransitionTime"]
-        assert "rangeEnd: 10.56.219.9 is outside subnet" in second["message"]
+        assert "if0name: 'xxxxxxxxxxxxxxxx' is longer than 15 bytes" in second["message"]
         await settled(op)
 
 

@@ -349,10 +349,12 @@ def _ranges(*sets: list[dict[str, str]]) -> dict[str, Any]:
         ),
     ],
 )
-def test_host_local_range_sets_it_refuses_are_invalid(obj: dict[str, Any], message: str) -> None:
-    """The module promised the mixed-family check; host-local refuses these at ADD."""
+def test_host_local_range_sets_it_refuses_are_warnings(obj: dict[str, Any], message: str) -> None:
+    """host-local refuses these at ADD: multus attaches the network and runs it, so they
+    are the delegate's verdict, a warning, not Invalid."""
     report = validate_object(obj)
-    assert [str(p) for p in report.errors] == [message]
+    assert report.valid
+    assert [str(p) for p in report.warnings] == [message]
 
 
 def test_host_local_disjoint_ranges_of_one_subnet_are_valid() -> None:
@@ -389,10 +391,14 @@ def test_host_local_disjoint_ranges_of_one_subnet_are_valid() -> None:
         ),
     ],
 )
-def test_values_the_plugin_cannot_unmarshal_are_invalid(conf: dict[str, Any], message: str) -> None:
-    """Coerced by pydantic's lax mode into Valid; Go's encoding/json refuses them at ADD."""
+def test_values_the_plugin_cannot_unmarshal_are_warnings(
+    conf: dict[str, Any], message: str
+) -> None:
+    """Coerced by pydantic's lax mode, they were silently fine; Go's encoding/json in the
+    delegate refuses them at ADD, so the condition warns (multus itself attaches them)."""
     report = validate_object(nad("typed", conf))
-    assert report.errors and str(report.errors[0]).startswith(message), report.summary()
+    assert report.valid
+    assert any(str(w).startswith(message) for w in report.warnings), report.summary()
 
 
 async def _posted_events(name: str, failing_writes: int) -> list[dict[str, Any]]:

@@ -172,7 +172,7 @@ def test_a_bad_delegate_file_names_the_file(tmp_path: Path) -> None:
         ({"delegates": [{"plugins": [{"type": "a"}, 5]}]}, InvalidConfig,
          "delegates\\[0\\].plugins\\[1\\]: must be a JSON object"),
         ({"delegates": [{"type": "a", "masterplugin": True}, {"type": "b", "masterplugin": True}]},
-         InvalidConfig, "delegates\\[1\\].masterplugin: .* found delegates\\[0\\], delegates\\[1\\]"),
+         InvalidConfig, r"delegates\[1\].masterplugin: .* found delegates\[0\], delegates\[1\]"),
         ({"delegates": [{"type": "a"}], "clusterNetwork": "/x"}, InvalidConfig, "not both"),
         ({"clusterNetwork": 5, "delegates": None}, InvalidConfig, "clusterNetwork: must be"),
         ({"delegates": [{"type": "a"}], "defaultNetworks": [1]}, InvalidConfig,

@@ -32,9 +32,16 @@ from .kubeconfig import load as load_api_config
 TYPE_CHECKING = False  # typing costs ~2 ms to import; annotations are strings here
 if TYPE_CHECKING:
     from collections.abc import Mapping
-    from typing import Any
+    from typing import Any, Protocol
 
     from .selection import NetworkSelection
+
+    class ObjectReader(Protocol):
+        """What resolving reads: one object by its API path, None when there is none
+        (the API client; `multusctl explain` serves the objects from files)."""
+
+        def get(self, path: str) -> dict[str, Any] | None: ...
+
 
 DEFAULT_MULTUS_NAMESPACE = multusconf.DEFAULT_MULTUS_NAMESPACE
 # runtimeConfig key -> the capability a plugin must declare to be given it (CONVENTIONS.md)
@@ -132,7 +139,7 @@ class Resolver:
 
     def __init__(
         self,
-        client: Client,
+        client: ObjectReader,
         conf: MultusConf,
         settings: Settings,
         pod: dict[str, Any],
@@ -311,7 +318,7 @@ class Resolver:
         if not planned:
             raise InvalidConfig(
                 f"pod {self.ref}: no cluster network: the conf has no delegates or "
-                "clusterNetwork, and the pod has no network annotation"
+                f"clusterNetwork, and the pod no {selection.DEFAULT_NETWORK_ANNOTATION} annotation"
             )
         masters = [p for p in planned if p.network.master]
         if not masters:
