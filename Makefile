@@ -40,7 +40,7 @@ lint: venv
 	$(BIN)/ruff format --check cniplugin operator tests
 
 typecheck: venv
-	$(BIN)/mypy -p multus_api -p multus_cni -p multus_sriov -p multus_operator -p multusctl
+	$(BIN)/mypy -p multus_rules -p multus_api -p multus_cni -p multus_sriov -p multus_operator -p multusctl
 
 imports: venv
 	$(BIN)/lint-imports

@@ -212,16 +212,21 @@ def _delegate_problems(conf: dict[str, Any], base: str) -> list[Problem]:
     for plugin, path in plugins:
         found += check_plugin_conf(plugin, path)
     name = conf.get("name")
-    if isinstance(name, str) and len(name.encode()) > HOST_LOCAL_NAME_BYTES:
-        if any((p.get("ipam") or {}).get("type") == "host-local" for p, _ in plugins):
-            found.append(
-                Problem(
-                    join_path(base, "name"),
-                    f"is {len(name.encode())} bytes: host-local keeps this network's leases "
-                    f"in a directory of that name, which may have {HOST_LOCAL_NAME_BYTES}",
-                )
+    size = len(name.encode()) if isinstance(name, str) else 0
+    if size > HOST_LOCAL_NAME_BYTES and any(_ipam_type(p) == "host-local" for p, _ in plugins):
+        found.append(
+            Problem(
+                join_path(base, "name"),
+                f"is {size} bytes: host-local keeps this network's leases in a directory "
+                f"of that name, which may have {HOST_LOCAL_NAME_BYTES}",
             )
+        )
     return found
+
+
+def _ipam_type(plugin: dict[str, Any]) -> Any:
+    ipam = plugin.get("ipam")
+    return ipam.get("type") if isinstance(ipam, dict) else None
 
 
 def check_multus_conf(conf: dict[str, Any]) -> list[Problem]:

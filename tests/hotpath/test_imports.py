@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -31,9 +32,30 @@ HEAVY = (
 )
 
 
+RULEBOOK = (
+    "multus_rules.cnijson, multus_rules.confs, multus_rules.findings, "
+    "multus_rules.interfaces, multus_rules.isolation, multus_rules.multusconf, "
+    "multus_rules.names, multus_rules.objects, multus_rules.versions"
+)
+
+
+def test_rulebook_list_is_complete() -> None:
+    """Every module of the rulebook is in RULEBOOK (so a new one is measured too)."""
+    import multus_rules
+
+    folder = Path(multus_rules.__file__).parent
+    found = {f"multus_rules.{p.stem}" for p in folder.glob("*.py") if p.stem != "__init__"}
+    assert found == {m.strip() for m in RULEBOOK.split(",")}
+
+
 @pytest.mark.parametrize(
     "modules",
-    ["multus_cni.main", "multus_cni.main, multus_cni.engine"],
+    [
+        "multus_cni.main",
+        "multus_cni.main, multus_cni.engine",
+        "multus_cni.main, multus_cni.engine, multus_cni.k8s.resolve",
+        RULEBOOK,
+    ],
 )
 def test_hot_path_imports_no_heavy_module(modules: str) -> None:
     code = f"import sys; import {modules}; print('\\n'.join(sorted(m for m in sys.modules)))"
