@@ -140,7 +140,9 @@ def multus_conf(settings: MultusSettings) -> dict[str, Any]:
         conf["defaultNetworks"] = settings.defaultNetworks
     if settings.namespaceIsolation:
         conf["namespaceIsolation"] = True
-        # Multus v4 reads globalNamespaces as one comma-separated string.
+    if settings.namespaceIsolation or settings.globalNamespaces:
+        # Multus v4 reads globalNamespaces as one comma-separated string. Rendered even
+        # without isolation, so the plugin judges what the settings say.
         conf["globalNamespaces"] = ",".join(settings.globalNamespaces)
     conf["systemNamespaces"] = settings.systemNamespaces
     conf["multusNamespace"] = settings.multusNamespace

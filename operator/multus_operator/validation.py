@@ -289,7 +289,8 @@ def parse_settings(text: str, base: str = "") -> tuple[MultusSettings | None, li
     try:
         settings = MultusSettings.model_validate(raw)
     except ValidationError as exc:
-        return None, from_validation_error(exc, base, unknown_field="unknown setting")
+        found = from_validation_error(exc, base, unknown_field="unknown setting")
+        return None, found + _rendered_anyway(raw, base, found)
     found: list[Problem] = []
     base_dump = settings.model_dump(exclude={"nodeOverrides"})
     rendered = _rendered_problems(settings)
@@ -313,6 +314,23 @@ def parse_settings(text: str, base: str = "") -> tuple[MultusSettings | None, li
 def _rendered_problems(settings: MultusSettings) -> list[Problem]:
     """What the plugin will say of the conf these settings render on a node."""
     return check_multus_conf(multus_conf(settings))
+
+
+def _rendered_anyway(raw: dict[str, Any], base: str, found: list[Problem]) -> list[Problem]:
+    """For settings the model refuses: what the plugin would also say of the conf they
+    render, so every field to fix is named at once (the plugin may name another first)."""
+    fields = {k: v for k, v in raw.items() if k in MultusSettings.model_fields}
+    fields.pop("nodeOverrides", None)
+    try:
+        problems = _rendered_problems(MultusSettings.model_construct(**fields))
+    except (TypeError, AttributeError, ValueError):
+        return []  # values of another shape: the model's errors say so
+    known = {p.path for p in found}
+    return [
+        p
+        for p in _rebased(problems, base)
+        if not any(p.path == k or p.path.startswith((k + ".", k + "[")) for k in known)
+    ]
 
 
 def _rebased(problems: list[Problem], base: str) -> list[Problem]:
