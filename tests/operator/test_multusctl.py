@@ -191,3 +191,26 @@ def test_explain_seed_conf_file_delegates(
         ["net1", "delegates[1]", "ptp"],
         ["eth0", "delegates[2]", "flannel"],
     ]
+
+
+def test_explain_reads_the_nodes_conf_files_from_conf_dir(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """clusterNetwork names no NAD here: as the plugin does, explain falls back to the conf
+    file whose network has that name, in --conf-dir (without it: none, and it says so)."""
+    conf_dir = tmp_path / "net.d"
+    conf_dir.mkdir()
+    (conf_dir / "10-flannel.conf").write_text(
+        json.dumps({"cniVersion": "0.3.1", "name": "cbr0", "type": "flannel"})
+    )
+    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"}}
+    args = ["explain", _write(tmp_path, "pod.yaml", pod)]
+    args += ["--settings", _write(tmp_path, "settings.yaml", {"clusterNetwork": "cbr0"})]
+    assert main([*args, "--conf-dir", str(conf_dir)]) == 0
+    assert _rows(capsys.readouterr().out, 3) == [
+        ["eth0", str(conf_dir / "10-flannel.conf"), "flannel"]
+    ]
+    assert main(args) == 1
+    out = capsys.readouterr().out
+    assert "# no --conf-dir: the node has no conf files" in out
+    assert "error: clusterNetwork 'cbr0': no NetworkAttachmentDefinition kube-system/cbr0" in out

@@ -22,7 +22,7 @@ from multus_operator.handlers import Operator
 from multus_operator.resources import NADS, NETWORKS
 from multus_operator.webhookconfig import WEBHOOK_NAMES, build, content_changed
 from tests.operator.apiclient import NAMESPACE, Client
-from tests.operator.broken import BROKEN, SEED_NETWORKS, fixed, nad, seed
+from tests.operator.broken import BROKEN, SEED_NETWORKS, WARNED, fixed, nad, seed
 from tests.operator.conftest import eventually, free_port, running
 from tests.operator.emulator import Emulator
 from tests.operator.tls import issue
@@ -376,3 +376,55 @@ def test_self_signed_certificate_is_its_own_ca(tmp_path: Path) -> None:
     from multus_operator.webhook import TlsFiles
 
     assert TlsFiles(directory).ca_bundle() == (directory / "tls.crt").read_bytes()
+
+
+NODESTATES = "/apis/multus.cni.cncf.io/v1/nodestates"
+
+
+async def test_admission_depends_on_the_object_alone(
+    emulator: tuple[Emulator, Client], tls_dir: Path
+) -> None:
+    """README, operator section: the operator refuses more than the plugin only with
+    knowledge the plugin lacks (other objects, the nodes), and only in status. So the
+    webhook answers the same whatever else exists, in whatever order objects come, and
+    an sriov network that no node can serve is admitted and Valid, with Ready=False."""
+    _emu, client = emulator
+    objects = [
+        *(seed(name) for name in SEED_NETWORKS),
+        *(obj for obj, _ in BROKEN.values()),
+        *(obj for obj, _ in WARNED.values()),
+    ]
+
+    def verdict(answer: dict[str, Any]) -> tuple[Any, ...]:
+        status = answer.get("status") or {}
+        return answer["allowed"], status.get("message"), tuple(answer.get("warnings") or ())
+
+    async with _direct(client, tls_dir) as (review, _):
+        alone = [verdict(await review(obj)) for obj in objects]
+        # Everything else arrives: a node with its SR-IOV inventory, the objects.
+        await client.add_node("node1")
+        state = {"apiVersion": "multus.cni.cncf.io/v1", "kind": "NodeState",
+                 "metadata": {"name": "node1"}}  # fmt: skip
+        await client.create(NODESTATES, state)
+        pf = {"name": "enp12s0f1", "pciAddress": "0000:02:00.0", "totalVfs": 4, "numVfs": 4}
+        await client.patch(f"{NODESTATES}/node1/status", {"status": {"pfs": [pf]}})
+        for obj in reversed(objects):
+            path = NETS if obj["kind"] == "Network" else NADS_PATH
+            with contextlib.suppress(Exception):
+                await client.create(path, copy.deepcopy(obj))
+        together = [verdict(await review(obj)) for obj in reversed(objects)]
+        assert list(reversed(together)) == alone
+        # Per-node knowledge: the seed's sriov-vlanid-l2enable-conf wants PF enp2s0, which
+        # node1 lacks. Admitted and Valid; only Ready says so.
+        vlan = seed("sriov-vlanid-l2enable-conf.yaml")
+        assert verdict(await review(vlan))[0] is True
+
+        async def ready() -> Any:
+            net = await client.network("sriov-vlanid-l2enable-conf")
+            conds = {c["type"]: c for c in (net.get("status") or {}).get("conditions") or []}
+            return conds if "Ready" in conds else None
+
+        conds = await eventually(ready)
+        assert conds["Valid"]["status"] == "True"
+        assert (conds["Ready"]["status"], conds["Ready"]["reason"]) == ("False", "NoUsableNode")
+        assert conds["Ready"]["message"] == "usable on 0 of 1 nodes; not on: node1 (no PF enp2s0)"

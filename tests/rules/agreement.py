@@ -44,7 +44,7 @@ from multus_api.settings import MultusSettings
 from multusctl import explaining
 from tests.fakes.harness import install_fake
 from tests.k8s.emulator import NAD, NETWORK, POD, Api
-from tests.support.cni import netns, run_multus
+from tests.support.cni import CniCall, netns, run_multus
 
 PREFIX = "mrb"
 MASTER = "agree-master"  # the fake every pod's cluster network runs
@@ -172,15 +172,19 @@ class Bench:
     def add(self, conf: dict[str, Any], cni_args: str = "") -> Outcome:
         """ADD for a new container; DEL it again when it succeeded (it must)."""
         cid = f"{PREFIX}-{uuid.uuid4().hex[:12]}"
-        call = run_multus(
-            "ADD",
-            conf,
-            container_id=cid,
-            netns=self.netns,
-            cni_path=str(self.bin_dir),
-            cni_args=cni_args,
-            timeout=60,
-        )
+
+        def run(command: str) -> CniCall:
+            return run_multus(
+                command,
+                conf,
+                container_id=cid,
+                netns=self.netns,
+                cni_path=str(self.bin_dir),
+                cni_args=cni_args,
+                timeout=60,
+            )
+
+        call = run("ADD")
         doc = call.doc
         calls = [c for c in self.calls(cid) if c["command"] != "VERSION"]
         names: list[str] = []
@@ -195,14 +199,7 @@ class Bench:
             bool(calls),
         )
         if call.rc == 0:
-            deleted = run_multus(
-                "DEL",
-                conf,
-                container_id=cid,
-                netns=self.netns,
-                cni_path=str(self.bin_dir),
-                cni_args=cni_args,
-            )
+            deleted = run("DEL")
             assert deleted.rc == 0, deleted.stdout
         records = list((self.cni_dir / "attachments").glob(f"{cid}*"))
         assert records == [], f"records left: {records}"
