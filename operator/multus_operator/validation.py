@@ -289,8 +289,8 @@ def parse_settings(text: str, base: str = "") -> tuple[MultusSettings | None, li
     try:
         settings = MultusSettings.model_validate(raw)
     except ValidationError as exc:
-        found = from_validation_error(exc, base, unknown_field="unknown setting")
-        return None, found + _rendered_anyway(raw, base, found)
+        refused = from_validation_error(exc, base, unknown_field="unknown setting")
+        return None, refused + _rendered_anyway(raw, base, refused)
     found: list[Problem] = []
     base_dump = settings.model_dump(exclude={"nodeOverrides"})
     rendered = _rendered_problems(settings)
