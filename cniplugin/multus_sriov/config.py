@@ -12,8 +12,8 @@ As with sriov-cni, a field that is absent leaves that VF setting as it is.
 from __future__ import annotations
 
 from multus_cni import cnijson
-from multus_cni.environ import ifname_problem
 from multus_cni.errors import InvalidConfig
+from multus_rules.names import ifname_problem
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:

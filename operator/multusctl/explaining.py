@@ -12,13 +12,14 @@ creates, in the order it attaches them, or the very error it would refuse the po
 from __future__ import annotations
 
 import dataclasses
+import os
 import tempfile
 from typing import Any
 
 from multus_api.settings import MultusSettings, multus_conf
 from multus_cni import cnijson, netconf
 from multus_cni.errors import CniError, refusal
-from multus_cni.k8s import objects, resolve
+from multus_cni.k8s import devices, objects, resolve
 from multus_operator import validation
 from multus_rules import interfaces
 from multus_rules.findings import RuleError
@@ -79,6 +80,18 @@ class FileObjects:
         return self.bodies.get(path)
 
 
+class NodeDevices(devices.PodDevices):
+    """Which device a network with a resourceName gets is the node's to say (kubelet's
+    checkpoint, DRA claims): explain leaves its deviceID out rather than read this
+    machine's kubelet files."""
+
+    def __init__(self, pod: dict[str, Any]) -> None:
+        super().__init__(pod, devices.CheckpointFile(os.devnull), None)
+
+    def assign(self, network: netconf.DelegateNetwork, nad: dict[str, Any], where: str) -> None:
+        return None
+
+
 def node_conf(settings: MultusSettings | None, conf_dir: str) -> dict[str, Any]:
     """The multus conf a node gets from these settings, run in-process (thin), with the
     node's conf files in `conf_dir`."""
@@ -126,7 +139,8 @@ def _plan(plan: Plan, pod: dict[str, Any], bodies: list[Any], raw: dict[str, Any
         )
         assert ref is not None
         source = FileObjects(bodies)
-        resolver = resolve.Resolver(source, conf, resolve.Settings(conf.raw), pod, ref)
+        settings = resolve.Settings(conf.raw)
+        resolver = resolve.Resolver(source, conf, settings, pod, ref, NodeDevices(pod))
         planned, seed_style = resolver.plan()
         _warnings(plan, planned, source)
     reasons: list[str] = []

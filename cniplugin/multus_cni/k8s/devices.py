@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     from typing import Any, Protocol
 
     from ..netconf import DelegateNetwork
-    from .client import Client
+    from .resolve import ObjectReader
 
     class DevicePluginSource(Protocol):
         def allocations(self, pod: dict[str, Any]) -> list[tuple[str, str, list[str]]]:
@@ -100,7 +100,7 @@ class ApiDra:
     """DRA objects straight from the API (thin mode: one GET per claim, one LIST per
     driver; cached for the rest of the call)."""
 
-    def __init__(self, client: Client) -> None:
+    def __init__(self, client: ObjectReader) -> None:
         self.client = client
         self._slices: dict[str, list[dict[str, Any]]] = {}
 
@@ -275,7 +275,7 @@ class PodDevices:
         return found
 
 
-def thin_devices(pod: dict[str, Any], client: Client, raw: dict[str, Any]) -> PodDevices:
+def thin_devices(pod: dict[str, Any], client: ObjectReader, raw: dict[str, Any]) -> PodDevices:
     """Thin mode: kubelet's checkpoint file (`kubeletCheckpointFile` in the conf, for
     kubelets with a non-default root) and DRA objects from the API."""
     path = raw.get("kubeletCheckpointFile")
