@@ -33,6 +33,8 @@ def parse_json_text(text: str, path: str) -> tuple[Any, Finding | None]:
         return None, Finding(path, f"larger than {MAX_CONF_BYTES} bytes")
     try:
         return cnijson.loads(text), None
+    except cnijson.TooDeep as exc:  # "is nested more than 64 levels deep"
+        return None, Finding(path, str(exc))
     except ValueError as exc:  # also UnicodeDecodeError, an int of more than 4300 digits
         return None, Finding(path, f"invalid JSON: {exc}")
 

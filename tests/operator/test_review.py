@@ -35,8 +35,10 @@ DEEP = "[" * 50_000 + "]" * 50_000
 @pytest.mark.parametrize(
     ("obj", "message"),
     [
-        (network("deep", "bridge", DEEP), "args: invalid JSON: nested too deeply"),
-        (nad("deep", DEEP), "spec.config: invalid JSON: nested too deeply"),
+        (network("deep", "bridge", DEEP), "args: is nested too deeply to parse"),
+        (nad("deep", DEEP), "spec.config: is nested too deeply to parse"),
+        # Deeper than any conf: the plugin refuses it (the encoder would overflow on it).
+        (nad("d65", "[" * 65 + "]" * 65), "spec.config: is nested more than 64 levels deep"),
         # The plugin refuses these (Go's encoding/json too), so they are not Valid here.
         (nad("nan", '{"type": "bridge", "x": NaN}'), "spec.config: invalid JSON: NaN"),
         (nad("inf", '{"type": "bridge", "x": -Infinity}'), "spec.config: invalid JSON: -Inf"),

@@ -159,6 +159,7 @@ RAW_CONFIG = st.sampled_from(
         '{"type": "bridge", "x": 1e999}',
         '\ufeff{"type": "bridge"}',
         '{"type": "bridge"}\n',
+        '{"type": "bridge", "x": ' + "[" * 64 + "]" * 64 + "}",  # 65 levels: too deep
     ]
 )
 
