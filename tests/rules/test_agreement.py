@@ -205,6 +205,7 @@ def check_nad(agree: Bench, config: Any, seed_style: bool) -> tuple[Outcome, Out
 @example(config={"type": "bridge", "mtu": 0}, seed_style=True)
 @example(config={"type": "bridge", "plugins": [{"type": "bridge"}]}, seed_style=False)
 @example(config={"type": "sriov", "if0name": "north"}, seed_style=False)
+@example(config='{"type": "bridge", "x": ' + "[" * 64 + "]" * 64 + "}", seed_style=False)
 def test_nad_verdicts_agree(fixed: Bench, config: Any, seed_style: bool) -> None:
     check_nad(fixed, config, seed_style)
 
