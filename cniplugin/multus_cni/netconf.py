@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 
 from multus_rules import multusconf
-from multus_rules.confs import check_network, masters_finding
+from multus_rules.confs import MAX_CONF_BYTES, check_network, masters_finding
 from multus_rules.findings import Finding, first_error
 from multus_rules.multusconf import LOG_LEVELS
 from multus_rules.names import bare_name_problem
@@ -22,7 +22,6 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
-MAX_CONF_BYTES = 1 << 20
 DEFAULT_CNI_DIR = "/var/lib/cni/multus"
 DEFAULT_CONF_DIR = "/etc/cni/net.d"
 DEFAULT_BIN_DIR = "/opt/cni/bin"

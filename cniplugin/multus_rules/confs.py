@@ -17,6 +17,9 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
+# A conf is read up to 1 MiB: the plugin's stdin, a conf file, a network object's conf.
+MAX_CONF_BYTES = 1 << 20
+
 
 def string_value(raw: dict[str, Any], key: str, base: str, found: list[Finding]) -> str:
     """`raw[key]` as a string ("" when absent or null); a finding when it is not one."""

@@ -15,15 +15,14 @@ then held to `confs.check_network` at `args[0]` / `spec.config`.
 from __future__ import annotations
 
 from . import cnijson
-from .findings import Finding, join
+from .confs import MAX_CONF_BYTES
+from .findings import Finding
 from .names import plugin_type_problem
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
-# A network object's conf, like the plugin's own stdin, is read up to 1 MiB.
-MAX_CONF_BYTES = 1 << 20
 SEED_ARGS_SHAPE = "a JSON list holding exactly one conf"
 
 
@@ -108,8 +107,3 @@ def nad_conf(spec: Any) -> tuple[dict[str, Any] | None, list[Finding]]:
             Finding("spec.config", f"must be a JSON object, not {cnijson.type_name(doc)}")
         ]
     return doc, []
-
-
-def conf_path(kind: str) -> str:
-    """Where an object of `kind` holds its conf, as a field path."""
-    return join("args", 0) if kind == "Network" else "spec.config"
