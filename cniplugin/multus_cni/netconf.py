@@ -9,7 +9,8 @@ from __future__ import annotations
 import os
 
 from multus_rules import multusconf
-from multus_rules.confs import MAX_CONF_BYTES, check_network, masters_finding
+from multus_rules.confs import MAX_CONF_BYTES as MAX_CONF_BYTES  # the plugin reads it here
+from multus_rules.confs import check_network, masters_finding
 from multus_rules.findings import Finding, first_error
 from multus_rules.multusconf import LOG_LEVELS
 from multus_rules.names import bare_name_problem
