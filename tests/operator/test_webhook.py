@@ -266,11 +266,11 @@ async def test_through_the_api_server_only_checked_changes_reach_the_webhook(
         await asyncio.wait_for(op.webhook_config.in_sync.wait(), 10)
         stored = await client.get(f"{CONFIG}/{MANAGED}")
         assert [w["name"] for w in stored["webhooks"]] == list(WEBHOOK_NAMES.values())
-        status, answer = await _write(client, "POST", NETS, BROKEN["two-masters"][0])
+        status, answer = await _write(client, "POST", NETS, BROKEN["two-confs"][0])
         assert status == 422
         assert answer["message"] == (
             f'admission webhook "{WEBHOOK_NAMES[NETWORKS]}" denied the request: '
-            + BROKEN["two-masters"][1]
+            + BROKEN["two-confs"][1]
         )
         status, _ = await _write(client, "POST", NADS_PATH, BROKEN["nad-type-path"][0] | {
             "metadata": {"name": "again", "namespace": "default"}})  # fmt: skip
@@ -365,7 +365,7 @@ async def test_two_replicas_one_certificate_and_a_renewal(
 
         await eventually(registered, timeout=10)
         await eventually(lambda: b.webhook is not None and b.webhook.ca_bundle != old_ca)
-        status, answer = await _write(client, "POST", NETS, BROKEN["two-masters"][0])
+        status, answer = await _write(client, "POST", NETS, BROKEN["two-confs"][0])
         assert status == 422, answer  # the API server trusts the renewed certificate
 
 
