@@ -122,7 +122,7 @@ def startup_report() -> None:
         capture_output=True,
         text=True,
     ).stderr.splitlines()
-    ours = [line for line in out if "multus_cni" in line]
+    ours = [line for line in out if "multus_cni" in line or "multus_rules" in line]
     total = sum(int(line.split("|")[0].split(":")[1]) for line in out[1:] if "|" in line)
     print(f"\nhot-path imports, all modules: {total} us (python -X importtime)")
     print("  self us | cumulative us | module")
