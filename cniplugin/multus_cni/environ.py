@@ -22,7 +22,7 @@ _REQUIRED: dict[str, tuple[str, ...]] = {
     "STATUS": ("CNI_PATH",),
     "VERSION": (),
 }
-# The cache names files after the container id (`.<cid>-<ifname>.json.<pid>.tmp` must
+# The cache names files after the container id (`.<cid>:<ifname>.json.<pid>.<tid>.tmp` must
 # fit in NAME_MAX, 255 bytes); runtimes use 64 hex digits.
 MAX_CONTAINER_ID_BYTES = 200
 

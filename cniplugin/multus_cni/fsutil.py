@@ -4,6 +4,7 @@ content or the new, never half of either."""
 
 from __future__ import annotations
 
+import _thread  # loaded at interpreter start-up: costs nothing
 import os
 
 
@@ -13,7 +14,10 @@ def ensure_dir(path: str, mode: int = 0o700) -> None:
 
 def write_atomic(path: str, data: bytes, mode: int = 0o600) -> None:
     directory = os.path.dirname(path) or "."
-    tmp = os.path.join(directory, f".{os.path.basename(path)}.{os.getpid()}.tmp")
+    # pid and thread: a serving daemon writes from many threads (plugin-versions.json).
+    tmp = os.path.join(
+        directory, f".{os.path.basename(path)}.{os.getpid()}.{_thread.get_ident()}.tmp"
+    )
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, mode)
     try:
         view = memoryview(data)
