@@ -43,6 +43,12 @@ def kill_stray_adds(container_id: str) -> int:
             group = os.getpgid(pid)
             if group in spared:
                 continue
+            if group != pid and _leader_is_other(group, needle_cid):
+                # Every delegate leads its own group. This is a process in someone else's
+                # group: a thick-mode shim still exiting in the runtime's group, whose
+                # other members (the runtime itself) must live.
+                spared.add(group)
+                continue
             os.killpg(group, SIGKILL)
             spared.add(group)  # its other members are gone with it: one kill per group
             killed += 1
@@ -50,6 +56,17 @@ def kill_stray_adds(container_id: str) -> int:
         except OSError:
             continue
     return killed
+
+
+def _leader_is_other(group: int, needle_cid: bytes) -> bool:
+    """Whether process group `group` is led by a live process that is not an ADD of
+    this container (a group whose leader is gone is an orphaned delegate tree)."""
+    try:
+        with open(f"/proc/{group}/environ", "rb") as handle:
+            environ = handle.read().split(b"\0")
+    except OSError:
+        return not os.path.exists(f"/proc/{group}")
+    return needle_cid not in environ or b"CNI_COMMAND=ADD" not in environ
 
 
 def _callers() -> set[int]:
