@@ -22,6 +22,10 @@ if TYPE_CHECKING:
     from typing import Any
 
 SIGKILL = 9  # Linux; the `signal` module would import `enum` (~3 ms)
+# Put before a delegate's path when it is executed: a host that runs the engine in a
+# container sets it (once, at start) to run delegates in the node's root,
+# e.g. ("/usr/sbin/chroot", "/host"). Empty: delegates are executed directly.
+EXEC_PREFIX: tuple[str, ...] = ()
 MAX_STDOUT = 1 << 20
 MAX_STDERR_KEPT = 64 << 10
 ETXTBSY_RETRIES = 5
@@ -85,9 +89,11 @@ class Delegate:
                 env.pop("CNI_NETNS", None)
         started = time.monotonic()
         rc, out, err = run_bounded(self.path, env, stdin, self.timeout, self.label)
+        took = time.monotonic() - started
         if err:
             log.verbose(f"{self.label} {command} stderr: {err.decode('utf-8', 'replace').strip()}")
-        log.debug(f"{self.label} {command} rc={rc} in {time.monotonic() - started:.3f}s")
+        log.debug(f"{self.label} {command} rc={rc} in {took:.3f}s")
+        log.timing("delegate", took, os.path.basename(self.path))
         if rc != 0:
             raise delegate_failure(self.label, command, rc, out, err)
         return out
@@ -206,12 +212,13 @@ def _close(poller: select.poll, open_fds: set[int], fd: int) -> None:
 
 def _spawn(path: str, env: dict[str, str], fds: tuple[int, int, int], label: str) -> int:
     actions = [(os.POSIX_SPAWN_DUP2, fd, target) for target, fd in enumerate(fds)]
+    argv = [*EXEC_PREFIX, path]
     for attempt in range(ETXTBSY_RETRIES + 1):
         try:
             # Own process group (a timeout kills the whole tree); SIGPIPE/SIGXFSZ back
             # to their defaults, which Python ignores for itself.
             return os.posix_spawn(
-                path, [path], env, file_actions=actions, setpgroup=0, setsigdef=(13, 25)
+                argv[0], argv, env, file_actions=actions, setpgroup=0, setsigdef=(13, 25)
             )
         except OSError as exc:
             # The binary is being replaced by an installer right now: wait and retry.

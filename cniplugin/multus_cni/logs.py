@@ -2,6 +2,10 @@
 
 Levels follow Multus: panic < error < verbose < debug. Lines go to `logFile` when the
 conf names one, else to stderr; never to stdout, which carries the CNI result.
+
+A long-running host of the engine (multus-node) installs a `sink`: then every line and
+every phase timing goes to it, and a call's conf no longer reconfigures the logger,
+which many concurrent calls share.
 """
 
 from __future__ import annotations
@@ -9,6 +13,10 @@ from __future__ import annotations
 import os
 import sys
 import time
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 _RANK = {"panic": 0, "error": 1, "verbose": 2, "debug": 3}
 
@@ -18,8 +26,12 @@ class Logger:
         self.level = _RANK["error"]
         self.path = ""
         self.context = ""
+        self.sink: Callable[[str, str], None] | None = None
+        self.timer: Callable[[str, float, str], None] | None = None
 
     def configure(self, level: str, path: str, context: str = "") -> None:
+        if self.sink is not None:
+            return
         self.level = _RANK.get(level, _RANK["error"])
         self.path = path
         self.context = context
@@ -28,6 +40,9 @@ class Logger:
         return _RANK[level] <= self.level
 
     def log(self, level: str, message: str) -> None:
+        if self.sink is not None:
+            self.sink(level, message)
+            return
         if not self.enabled(level):
             return
         stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
@@ -56,6 +71,12 @@ class Logger:
 
     def debug(self, message: str) -> None:
         self.log("debug", message)
+
+    def timing(self, phase: str, seconds: float, detail: str = "") -> None:
+        """How long one phase of a call took (`delegate` with the plugin's name,
+        `network_lookup`, `status_write`), for a host that keeps metrics."""
+        if self.timer is not None:
+            self.timer(phase, seconds, detail)
 
 
 log = Logger()
