@@ -20,16 +20,28 @@ from .plan import assign_ifnames
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Mapping
     from typing import Any
 
     from .environ import CniEnv
+    from .k8s.client import Client
+    from .k8s.routes import Netlink
     from .netconf import MultusConf
 
 
-def run(stdin: bytes, environ: dict[str, str] | None = None) -> tuple[int, dict[str, Any] | None]:
+def run(
+    stdin: bytes,
+    environ: Mapping[str, str] | None = None,
+    *,
+    api: Client | None = None,
+    netlink: Netlink | None = None,
+) -> tuple[int, dict[str, Any] | None]:
     """Serve one call; (exit code, document to print). VERSION and errors always print;
-    DEL/CHECK/GC/STATUS print nothing on success."""
+    DEL/CHECK/GC/STATUS print nothing on success.
+
+    `environ` is the call's environment (default: this process's); `api` and `netlink`
+    let a serving daemon bring its warm API client and its netlink (see k8s.resolve.add).
+    """
     out_version = versions.LATEST
     try:
         env = read_env(environ)
@@ -55,7 +67,7 @@ def run(stdin: bytes, environ: dict[str, str] | None = None) -> tuple[int, dict[
             # so nothing can be attached under it, and it must not name a file.
             log.error(f"DEL: {env.refusal}; ADD refuses this, so nothing is attached; done")
             return 0, None
-        return 0, _serve_locked(env, conf)
+        return 0, _serve_locked(env, conf, api, netlink)
     except CniError as exc:
         log.error(f"{exc.msg} (code {exc.code})")
         return 1, exc.to_dict(out_version)
@@ -66,7 +78,9 @@ def run(stdin: bytes, environ: dict[str, str] | None = None) -> tuple[int, dict[
         return 1, CniError(f"internal error: {type(exc).__name__}: {exc}").to_dict(out_version)
 
 
-def _serve_locked(env: CniEnv, conf: MultusConf) -> dict[str, Any] | None:
+def _serve_locked(
+    env: CniEnv, conf: MultusConf, api: Client | None = None, netlink: Netlink | None = None
+) -> dict[str, Any] | None:
     """ADD, DEL and CHECK under the container's lock, taken after the checks that need
     no lock (so a refused call writes nothing) and before anything else: a DEL must wait
     for an ADD that is still waiting for the readiness file, or it would find nothing
@@ -86,13 +100,15 @@ def _serve_locked(env: CniEnv, conf: MultusConf) -> dict[str, Any] | None:
     store = AttachmentStore(conf.cni_dir)
     with store.lock(env.container_id, required=env.command == "ADD") as lock:
         try:
-            return _serve(env, conf)
+            return _serve(env, conf, api, netlink)
         finally:
             if not store.has_records(env.container_id):
                 lock.release_and_remove()
 
 
-def _serve(env: CniEnv, conf: MultusConf) -> dict[str, Any] | None:
+def _serve(
+    env: CniEnv, conf: MultusConf, api: Client | None = None, netlink: Netlink | None = None
+) -> dict[str, Any] | None:
     from .engine import Engine
 
     if env.command == "ADD":
@@ -101,7 +117,7 @@ def _serve(env: CniEnv, conf: MultusConf) -> dict[str, Any] | None:
             # DEL/CHECK/GC work from the cache, API down or pod gone.
             from .k8s.resolve import add
 
-            return add(env, conf)
+            return add(env, conf, api, netlink)
         return Engine(env, conf).add()
     engine = Engine(env, conf)
     if env.command == "DEL":

@@ -14,6 +14,7 @@ work with the API down or the pod gone.
 from __future__ import annotations
 
 import os
+import time
 
 from multus_rules import isolation, multusconf
 from multus_rules.findings import first_error
@@ -34,6 +35,7 @@ if TYPE_CHECKING:
     from collections.abc import Mapping
     from typing import Any, Protocol
 
+    from .routes import Netlink
     from .selection import NetworkSelection
 
     class ObjectReader(Protocol):
@@ -375,13 +377,20 @@ class Reporter:
     """The after-ADD step: NPWG checks on results, default route, status, Events."""
 
     def __init__(
-        self, client: Client, pod: dict[str, Any], ref: PodRef, planned: list[Planned], netns: str
+        self,
+        client: Client,
+        pod: dict[str, Any],
+        ref: PodRef,
+        planned: list[Planned],
+        netns: str,
+        netlink: Netlink | None = None,
     ) -> None:
         self.client = client
         self.pod = pod
         self.ref = ref
         self.planned = {id(p.network): p for p in planned}
         self.netns = netns
+        self.netlink: Netlink = netlink or routes.IP_COMMAND
 
     def __call__(self, attachments: list[Attachment]) -> None:
         routed_families: set[str] = set()
@@ -390,7 +399,7 @@ class Reporter:
             if plan.request is not None:
                 self._check_result(attachment, plan.request)
                 if plan.request.default_route:
-                    routes.set_default_route(
+                    self.netlink.set_default_route(
                         self.netns, attachment.ifname, plan.request.default_route
                     )
                     routed_families |= {routes.family(g) for g in plan.request.default_route}
@@ -413,8 +422,10 @@ class Reporter:
                     gateways=gateways,
                 )
             )
+        started = time.monotonic()
         if status.write_network_status(self.client, self.ref.namespace, self.ref.name, entries):
             status.post_added_events(self.client, self.pod, entries)
+        log.timing("status_write", time.monotonic() - started)
 
     def _check_result(self, attachment: Attachment, request: NetworkSelection) -> None:
         """NPWG §4.1.2.1.3.2/.4.2: what the pod asked for must be in the result."""
@@ -468,8 +479,17 @@ def is_static_pod(pod: dict[str, Any]) -> bool:
     return source is not None and source != "api"
 
 
-def add(env: CniEnv, conf: MultusConf) -> dict[str, Any]:
-    """ADD for a conf in Kubernetes mode."""
+def add(
+    env: CniEnv,
+    conf: MultusConf,
+    client: Client | None = None,
+    netlink: Netlink | None = None,
+) -> dict[str, Any]:
+    """ADD for a conf in Kubernetes mode.
+
+    `client` is the API to read and write through (default: one of our own from the
+    conf's kubeconfig, closed afterwards); multus-node passes one served from its watch
+    caches. `netlink` moves default routes (default: `ip` through `nsenter`)."""
     ref = pod_ref(env.args)
     if ref is None:
         if not conf.delegates:
@@ -485,8 +505,11 @@ def add(env: CniEnv, conf: MultusConf) -> dict[str, Any]:
             )
         return Engine(env, conf).add()
     settings = Settings(conf.raw)
-    client = Client(load_api_config(conf.kubeconfig), timeout=settings.api_timeout)
+    owned = client is None
+    if client is None:
+        client = Client(load_api_config(conf.kubeconfig), timeout=settings.api_timeout)
     try:
+        started = time.monotonic()
         pod = client.get(f"/api/v1/namespaces/{ref.namespace}/pods/{ref.name}")
         if pod is None:
             # As Multus does: a pod deleted before its sandbox came up gets an empty result.
@@ -499,9 +522,11 @@ def add(env: CniEnv, conf: MultusConf) -> dict[str, Any]:
                 "(the pod was deleted and re-created); not attaching"
             )
         planned, seed_style = Resolver(client, conf, settings, pod, ref).plan()
+        log.timing("network_lookup", time.monotonic() - started)
         conf.delegates = [p.network for p in planned]
         conf.seed_style = seed_style
         engine = Engine(env, conf)
-        return engine.add(after_add=Reporter(client, pod, ref, planned, env.netns))
+        return engine.add(after_add=Reporter(client, pod, ref, planned, env.netns, netlink))
     finally:
-        client.close()
+        if owned:
+            client.close()
