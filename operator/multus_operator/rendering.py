@@ -15,15 +15,14 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from multus_api.inventory import SriovInventory
+from multus_api.nodeconf import CONF_KEY, INVENTORY_KEY
+from multus_api.nodeconf import CONFIGMAP_PREFIX as CONFIGMAP_PREFIX  # shared with multus-node
+from multus_api.nodeconf import configmap_name as configmap_name
 from multus_api.settings import MultusSettings, multus_conf
 
-CONF_KEY = "00-multus.conf"
-INVENTORY_KEY = "sriov-inventory.json"
-CONFIGMAP_PREFIX = "multus-node-"
 NODE_LABEL = "multus.cni.cncf.io/node"
 COMPONENT_LABEL = "app.kubernetes.io/component"
 COMPONENT = "multus-node-config"
-MAX_NAME = 253
 MAX_DATA_BYTES = 1024 * 1024  # the API server refuses a ConfigMap whose data is larger
 SRIOV_TYPES = ("sriov", "multus-sriov")  # the SR-IOV delegate under either of its names
 
@@ -47,15 +46,6 @@ class NetworkView:
     @functools.cached_property
     def is_sriov(self) -> bool:
         return any(c.get("type") in SRIOV_TYPES for c in self.confs)
-
-
-def configmap_name(node: str) -> str:
-    """`multus-node-<node>`, shortened with a hash suffix past the 253-char limit."""
-    name = CONFIGMAP_PREFIX + node
-    if len(name) <= MAX_NAME:
-        return name
-    digest = hashlib.sha256(node.encode()).hexdigest()[:10]
-    return f"{name[: MAX_NAME - 11].rstrip('-.')}-{digest}"
 
 
 def configmap_labels(node: str) -> dict[str, str]:

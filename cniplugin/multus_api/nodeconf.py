@@ -1,0 +1,20 @@
+"""What the operator and multus-node agree on about a node's ConfigMap: its name and
+keys. The operator writes it; the agent on that node watches it and installs it."""
+
+from __future__ import annotations
+
+import hashlib
+
+CONF_KEY = "00-multus.conf"
+INVENTORY_KEY = "sriov-inventory.json"
+CONFIGMAP_PREFIX = "multus-node-"
+MAX_NAME = 253
+
+
+def configmap_name(node: str) -> str:
+    """`multus-node-<node>`, shortened with a hash suffix past the 253-char limit."""
+    name = CONFIGMAP_PREFIX + node
+    if len(name) <= MAX_NAME:
+        return name
+    digest = hashlib.sha256(node.encode()).hexdigest()[:10]
+    return f"{name[: MAX_NAME - 11].rstrip('-.')}-{digest}"
