@@ -6,9 +6,17 @@ BIN := $(VENV)/bin
 CNI_PLUGIN_DIR ?= /usr/lib/cni
 PYTEST_ARGS ?=
 
-.PHONY: all venv bytecode plugins demo test lint typecheck imports pytest bench crds clean
+.PHONY: all venv bytecode plugins shim demo test lint typecheck imports pytest bench crds clean
 
-all: venv
+all: venv shim
+
+# The thick-mode shim kubelet execs on the node: static, so it needs nothing there.
+SHIM := build/multus-shim
+shim: $(SHIM)
+
+$(SHIM): cniplugin/shim/multus-shim.c
+	@mkdir -p build
+	gcc -static -Os -s -Wall -Wextra -Werror -o $@ $<
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -40,22 +48,23 @@ lint: venv
 	$(BIN)/ruff format --check cniplugin operator tests
 
 typecheck: venv
-	$(BIN)/mypy -p multus_rules -p multus_api -p multus_cni -p multus_sriov -p multus_operator -p multusctl
+	$(BIN)/mypy -p multus_rules -p multus_api -p multus_cni -p multus_sriov -p multus_node -p multus_operator -p multusctl
 
 imports: venv
 	$(BIN)/lint-imports
 
-pytest: venv plugins
+pytest: venv plugins shim
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 test: lint typecheck imports pytest
 
 # Benchmarks print ratios measured side by side in one run; never part of `make test`.
-bench: venv plugins bytecode
+bench: venv plugins bytecode shim
 	$(BIN)/python -m tests.bench.bench_cycle
 	$(BIN)/python -m tests.bench.bench_k8s
 	$(BIN)/python -m tests.bench.bench_operator
 	$(BIN)/python -m tests.bench.bench_sriov
+	$(BIN)/python -m tests.bench.bench_thick
 
 # Regenerate crds/ from the multus_api models (a test fails when they drift).
 crds: venv

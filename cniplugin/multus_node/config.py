@@ -1,0 +1,190 @@
+"""multus-node's configuration: every flag also read from an environment variable,
+parsed once into one typed object that is passed down (no module reads the
+environment itself)."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+from collections.abc import Mapping, Sequence
+
+from multus_cni.shim import DEFAULT_SOCKET_DIR
+
+SERVICE_ACCOUNT_TOKEN = "/var/run/secrets/kubernetes.io/serviceaccount/token"
+
+
+class ConfigError(Exception):
+    """A flag or variable that cannot work; the message names it."""
+
+
+@dataclasses.dataclass(frozen=True)
+class NodeConfig:
+    node_name: str
+    namespace: str = "kube-system"
+    cni_bin_dir: str = "/opt/cni/bin"
+    cni_path: tuple[str, ...] = ()  # where delegates are found; default: cni_bin_dir
+    cni_conf_dir: str = "/etc/cni/net.d"
+    socket_dir: str = DEFAULT_SOCKET_DIR
+    cni_cache_dir: str = "/var/lib/cni/multus"
+    conf_source: str = "configmap"  # configmap | auto | none
+    mode: str = "thick"  # what `auto` generates: thick | thin
+    readiness_indicator_file: str = ""
+    host_root: str = ""  # delegates run chrooted here ("" = the daemon sees the host)
+    kubeconfig: str = ""  # "" = in-cluster
+    metrics_address: str = ""
+    metrics_port: int = 9091  # 0 = no metrics/health server
+    shim_binary: str = "/usr/libexec/multus-py/multus-shim"
+    thin_python: str = ""  # install the thin plugin with this interpreter ("" = do not)
+    workers: int = 16
+    max_queue: int = 256
+    sweep_interval: float = 300.0  # 0 = no sweep
+    sweep_grace: float = 60.0
+    plugin_scan_interval: float = 60.0
+    token_file: str = SERVICE_ACCOUNT_TOKEN
+    kubeconfig_out: str | None = None  # None = <conf dir>/multus.d/multus.kubeconfig
+    token_refresh_interval: float = 30.0
+    log_level: str = "info"
+
+    @property
+    def delegate_dirs(self) -> tuple[str, ...]:
+        return self.cni_path or (self.cni_bin_dir,)
+
+    @property
+    def socket_path(self) -> str:
+        return os.path.join(self.socket_dir, "multus.sock")
+
+    @property
+    def multus_d(self) -> str:
+        """Our own files in the conf dir: a subdirectory, since runtimes load every
+        .conf, .conflist and .json file of the conf dir itself as a network."""
+        return os.path.join(self.cni_conf_dir, "multus.d")
+
+    @property
+    def thin_kubeconfig(self) -> str:
+        if self.kubeconfig_out is None:
+            return os.path.join(self.multus_d, "multus.kubeconfig")
+        return self.kubeconfig_out
+
+
+# flag, environment variable, field, kind
+_OPTIONS: tuple[tuple[str, str, str, str], ...] = (
+    ("--node-name", "MULTUS_NODE_NAME", "node_name", "str"),
+    ("--namespace", "MULTUS_NAMESPACE", "namespace", "str"),
+    ("--cni-bin-dir", "MULTUS_CNI_BIN_DIR", "cni_bin_dir", "path"),
+    ("--cni-path", "MULTUS_CNI_PATH", "cni_path", "paths"),
+    ("--cni-conf-dir", "MULTUS_CNI_CONF_DIR", "cni_conf_dir", "path"),
+    ("--socket-dir", "MULTUS_SOCKET_DIR", "socket_dir", "path"),
+    ("--cni-cache-dir", "MULTUS_CNI_CACHE_DIR", "cni_cache_dir", "path"),
+    ("--conf-source", "MULTUS_CONF_SOURCE", "conf_source", "str"),
+    ("--mode", "MULTUS_MODE", "mode", "str"),
+    (
+        "--readiness-indicator-file",
+        "MULTUS_READINESS_INDICATOR_FILE",
+        "readiness_indicator_file",
+        "opt-path",
+    ),
+    ("--host-root", "MULTUS_HOST_ROOT", "host_root", "opt-path"),
+    ("--kubeconfig", "KUBECONFIG", "kubeconfig", "opt-path"),
+    ("--metrics-address", "MULTUS_METRICS_ADDRESS", "metrics_address", "str"),
+    ("--metrics-port", "MULTUS_METRICS_PORT", "metrics_port", "port"),
+    ("--shim-binary", "MULTUS_SHIM_BINARY", "shim_binary", "opt-path"),
+    ("--thin-python", "MULTUS_THIN_PYTHON", "thin_python", "opt-path"),
+    ("--workers", "MULTUS_WORKERS", "workers", "count"),
+    ("--max-queue", "MULTUS_MAX_QUEUE", "max_queue", "count"),
+    ("--sweep-interval", "MULTUS_SWEEP_INTERVAL", "sweep_interval", "seconds"),
+    ("--sweep-grace", "MULTUS_SWEEP_GRACE", "sweep_grace", "seconds"),
+    ("--plugin-scan-interval", "MULTUS_PLUGIN_SCAN_INTERVAL", "plugin_scan_interval", "seconds"),
+    ("--token-file", "MULTUS_TOKEN_FILE", "token_file", "opt-path"),
+    ("--kubeconfig-out", "MULTUS_KUBECONFIG_OUT", "kubeconfig_out", "opt-path"),
+    (
+        "--token-refresh-interval",
+        "MULTUS_TOKEN_REFRESH_INTERVAL",
+        "token_refresh_interval",
+        "seconds",
+    ),
+    ("--log-level", "MULTUS_LOG_LEVEL", "log_level", "str"),
+)
+_CHOICES = {
+    "conf_source": ("configmap", "auto", "none"),
+    "mode": ("thick", "thin"),
+    "log_level": ("debug", "info", "warning", "error"),
+}
+
+
+def parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="multus-node",
+        description="The multus node agent: conf and binary installation, the thick-mode "
+        "server, warm caches, NodeState, metrics. Every flag can also be set by the "
+        "environment variable in brackets.",
+    )
+    parser.add_argument(
+        "command",
+        nargs="?",
+        default="run",
+        choices=("run", "uninstall"),
+        help="run (default): serve this node; uninstall: remove our conf, shim and "
+        "plugin, leaving the node's default network conf in charge",
+    )
+    for flag, env, field, _kind in _OPTIONS:
+        parser.add_argument(flag, dest=field, default=None, help=f"[{env}]")
+    return parser
+
+
+def _convert(value: str, kind: str, name: str) -> object:
+    if kind == "path":
+        if not os.path.isabs(value):
+            raise ConfigError(f"{name}: {value!r} must be an absolute path")
+        return value.rstrip("/") or "/"
+    if kind == "opt-path":
+        if value and not os.path.isabs(value):
+            raise ConfigError(f"{name}: {value!r} must be an absolute path (or empty)")
+        return value
+    if kind == "paths":
+        dirs = tuple(d for d in value.split(":") if d)
+        for d in dirs:
+            if not os.path.isabs(d):
+                raise ConfigError(f"{name}: {d!r} must be an absolute path")
+        return dirs
+    if kind in ("port", "count"):
+        try:
+            number = int(value)
+        except ValueError:
+            raise ConfigError(f"{name}: {value!r} is not a whole number") from None
+        low, high = (0, 65535) if kind == "port" else (1, 100_000)
+        if not low <= number <= high:
+            raise ConfigError(f"{name}: {number} is not in [{low}, {high}]")
+        return number
+    if kind == "seconds":
+        try:
+            seconds = float(value)
+        except ValueError:
+            raise ConfigError(f"{name}: {value!r} is not a number of seconds") from None
+        if not 0 <= seconds <= 86400:
+            raise ConfigError(f"{name}: {seconds:g} is not in [0, 86400] seconds")
+        return seconds
+    return value
+
+
+def load(
+    argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None
+) -> tuple[str, NodeConfig]:
+    """(command, config) from flags, then environment variables, then defaults."""
+    env = os.environ if environ is None else environ
+    args = parser().parse_args(argv)
+    values: dict[str, object] = {}
+    for flag, variable, field, kind in _OPTIONS:
+        raw = getattr(args, field)
+        name = flag
+        if raw is None and env.get(variable) is not None:
+            raw, name = env[variable], variable
+        if raw is None:
+            continue
+        value = _convert(raw, kind, name)
+        if field in _CHOICES and value not in _CHOICES[field]:
+            raise ConfigError(f"{name}: {value!r} is not one of {', '.join(_CHOICES[field])}")
+        values[field] = value
+    if not values.get("node_name"):
+        raise ConfigError("--node-name (MULTUS_NODE_NAME) is required")
+    return str(args.command), NodeConfig(**values)  # type: ignore[arg-type]

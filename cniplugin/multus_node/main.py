@@ -1,0 +1,218 @@
+"""`multus-node`: start everything in order, serve until SIGTERM, stop cleanly.
+
+Order at start: metrics and health first (a probe can see what is missing), then the
+shim (and thin plugin), then the socket, then the API side (caches, NodeState, the
+thin plugin's kubeconfig), then the conf: a conf that names the shim is installed only
+once the shim is there. At SIGTERM the socket stops taking requests, those queued and
+running finish (up to `DRAIN_SECONDS`), and the process exits; the conf stays.
+
+`multus-node uninstall` removes what the agent installed (the conf, the inventory, the
+thin plugin's kubeconfig, the shim and the thin plugin), so the node's default network
+conf is in charge again and no pod ADD fails on a daemon that is gone (Multus #592).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import signal
+import sys
+import threading
+from types import FrameType
+
+from multus_cni import invoke
+from multus_cni.errors import CniError
+from multus_cni.k8s.kubeconfig import load as load_api_config
+
+from . import installing, logs, metrics
+from .apiclient import Caches, ClientPool
+from .config import ConfigError, NodeConfig, load
+from .confsource import AutoSource, ConfigMapSource, Installed
+from .dispatching import Dispatcher, Job
+from .handling import Handler, Request
+from .kubeapi import KubeApi, configuration
+from .netlink import Pyroute2Netlink
+from .nodestate import NodeStateWriter
+from .plugins import PluginScanner
+from .serving import Replier, Server, runner
+from .sweeping import Sweeper
+from .tokens import TokenRefresher
+from .watching import WatchCache
+
+logger = logging.getLogger("multus_node")
+
+DRAIN_SECONDS = 30.0
+
+
+class Agent:
+    def __init__(self, config: NodeConfig) -> None:
+        self.config = config
+        self.installed = Installed(config)
+        self.stopped = threading.Event()
+        self.api: KubeApi | None = None
+        self.caches = Caches()
+        self.pool: ClientPool | None = None
+        self.conf_source: ConfigMapSource | AutoSource | None = None
+        self.nodestate: NodeStateWriter | None = None
+        self.tokens: TokenRefresher | None = None
+        self.handler = Handler(config, None, Pyroute2Netlink(config.host_root))
+        self.dispatcher: Dispatcher[tuple[Request, Replier]] = Dispatcher(
+            config.workers, config.max_queue, runner(self.handler)
+        )
+        self.server = Server(config.socket_dir, config.cni_cache_dir, self.dispatcher)
+        self.health: metrics.HealthServer | None = None
+        self.scanner = PluginScanner(
+            config.delegate_dirs, self._report_plugins, config.plugin_scan_interval
+        )
+        self.sweeper: Sweeper | None = None
+
+    # ---- state for the probes ----
+
+    def alive(self) -> bool:
+        return self.server.listening.is_set() and not self.stopped.is_set()
+
+    def readiness(self) -> dict[str, bool]:
+        checks = {"socket": self.server.listening.is_set()}
+        if self.config.conf_source != "none":
+            checks["conf"] = self.installed.conf_present.is_set()
+        return checks
+
+    # ---- start and stop ----
+
+    def start(self) -> None:
+        config = self.config
+        if config.host_root:
+            chroot = shutil.which("chroot") or "/usr/sbin/chroot"
+            invoke.EXEC_PREFIX = (chroot, config.host_root)
+        metrics.install_engine_timer()
+        if config.metrics_port:
+            self.health = metrics.HealthServer(
+                config.metrics_address, config.metrics_port, self.alive, self.readiness
+            )
+            self.health.start()
+            logger.info("metrics and probes on port %d", self.health.port)
+        installing.install_shim(config)
+        if config.thin_python:
+            installing.install_thin(config)
+        self._start_api()
+        self.dispatcher.start()
+        self.server.start()
+        self.scanner.start()
+        self._start_conf_source()
+        self.sweeper = Sweeper(
+            config.cni_cache_dir,
+            config.delegate_dirs,
+            self._submit_sweep,
+            self.caches.pods,
+            config.sweep_interval,
+            config.sweep_grace,
+            config.host_root,
+        )
+        self.sweeper.start()
+
+    def _start_api(self) -> None:
+        config = self.config
+        try:
+            self.api = KubeApi(configuration(config.kubeconfig))
+            api_config = load_api_config(config.kubeconfig)
+        except (CniError, Exception) as exc:  # no credentials at all: serve what we can
+            logger.error("no Kubernetes API credentials (%s): no caches, no NodeState", exc)
+            self.api = None
+            return
+        api = self.api
+        self.caches = Caches(
+            pods=WatchCache(
+                api, "pods", "/api/v1/pods", field_selector=f"spec.nodeName={config.node_name}"
+            ),
+            networks=WatchCache(api, "networks", "/apis/kubernetes.com/v1/networks"),
+            nads=WatchCache(
+                api,
+                "network-attachment-definitions",
+                "/apis/k8s.cni.cncf.io/v1/network-attachment-definitions",
+            ),
+        )
+        for cache in self.caches.all():
+            cache.start()
+        self.pool = ClientPool(api_config, self.caches)
+        self.handler.pool = self.pool
+        self.nodestate = NodeStateWriter(api, config.node_name)
+        self.nodestate.start()
+        if config.thin_kubeconfig and os.path.exists(config.token_file):
+            self.tokens = TokenRefresher(config, api_config.server)
+            self.tokens.start()
+
+    def _start_conf_source(self) -> None:
+        config = self.config
+        if config.conf_source == "configmap":
+            if self.api is None:
+                logger.error("--conf-source configmap needs the API; no conf is installed")
+                return
+            self.conf_source = ConfigMapSource(self.api, config, self.installed)
+        elif config.conf_source == "auto":
+            self.conf_source = AutoSource(config, self.installed)
+        if self.conf_source is not None:
+            self.conf_source.start()
+
+    def _report_plugins(self, plugins: list[dict[str, object]]) -> None:
+        if self.nodestate is not None:
+            self.nodestate.update("plugins", plugins)
+
+    def _submit_sweep(self, request: Request, outcome: Replier) -> bool:
+        return self.dispatcher.submit(Job(request.container_id, "DEL", (request, outcome)))
+
+    def stop(self) -> None:
+        """Stop serving; the conf and the shim stay where they are."""
+        if self.stopped.is_set():
+            return
+        self.stopped.set()
+        self.server.stop()
+        finished = self.dispatcher.drain(DRAIN_SECONDS)
+        if not finished:
+            logger.error("stopping with requests still running after %.0fs", DRAIN_SECONDS)
+        for part in (self.sweeper, self.scanner, self.conf_source, self.nodestate, self.tokens):
+            if part is not None:
+                part.stop()
+        if self.health is not None:
+            self.health.stop()
+        logger.info(
+            "stopped; %s left in place", os.path.join(self.config.cni_conf_dir, "00-multus.conf")
+        )
+
+
+def main(argv: list[str] | None = None) -> None:
+    try:
+        command, config = load(argv)
+    except ConfigError as exc:
+        print(f"multus-node: {exc}", file=sys.stderr)
+        sys.exit(2)
+    if config.host_root and not os.path.isdir(config.host_root):
+        print(f"multus-node: --host-root {config.host_root} is not a directory", file=sys.stderr)
+        sys.exit(2)
+    logs.setup(config.log_level)
+    if command == "uninstall":
+        removed = installing.uninstall(config)
+        for path in removed:
+            print(f"removed {path}")
+        print(
+            f"uninstalled: {len(removed)} files removed; the node's default network conf "
+            "(if any) is in charge again"
+        )
+        return
+    agent = Agent(config)
+    done = threading.Event()
+
+    def on_signal(signum: int, _frame: FrameType | None) -> None:
+        logger.info("signal %d: stopping", signum)
+        done.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    agent.start()
+    while not done.wait(3600):
+        pass
+    agent.stop()
+
+
+if __name__ == "__main__":
+    main()
