@@ -5,6 +5,10 @@ from __future__ import annotations
 
 import hashlib
 
+# The thick-mode shim's name in the CNI bin dir and in the conf's `type`. Our own, not
+# upstream's `multus-shim`: the wire protocol is ours (see multus_cni.shim).
+SHIM_TYPE = "multus-py-shim"
+THIN_TYPE = "multus"
 CONF_KEY = "00-multus.conf"
 INVENTORY_KEY = "sriov-inventory.json"
 CONFIGMAP_PREFIX = "multus-node-"

@@ -101,10 +101,36 @@ class NetworkAttachmentDefinition(BaseModel):
     status: NetworkStatus | None = None
 
 
+class InstalledPlugin(BaseModel):
+    """A CNI plugin executable in the node's plugin directories."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(
+        description="The plugin's file name: what a conf's type names.",
+        pattern=PLUGIN_NAME_PATTERN,
+        max_length=253,
+    )
+    supportedVersions: list[str] = Field(
+        default_factory=list,
+        description="The CNI versions its VERSION command reports; empty when it gave none.",
+        max_length=32,
+    )
+
+
 class NodeStateStatus(SriovInventory):
-    """What multus-node reports for its node."""
+    """What multus-node reports for its node: each section is written by one part of
+    the agent (plugins: the plugin scan; pfs: SR-IOV discovery)."""
 
     observedTime: str | None = Field(default=None, description="When the node last reported.")
+    plugins: list[InstalledPlugin] | None = Field(
+        default=None,
+        description="The CNI plugins installed on the node; absent until multus-node reports them.",
+    )
+
+    def plugin_names(self) -> frozenset[str] | None:
+        """The installed plugin names, None when the node has not reported them."""
+        return None if self.plugins is None else frozenset(p.name for p in self.plugins)
 
 
 class NodeState(BaseModel):
@@ -115,7 +141,9 @@ class NodeState(BaseModel):
     apiVersion: Literal["multus.cni.cncf.io/v1"]
     kind: Literal["NodeState"]
     metadata: ObjectMeta = Field(default_factory=ObjectMeta)
-    status: NodeStateStatus | None = Field(default=None, description="The node's SR-IOV inventory.")
+    status: NodeStateStatus | None = Field(
+        default=None, description="The node's SR-IOV inventory and installed CNI plugins."
+    )
 
 
 def kind_of(obj: dict[str, Any]) -> tuple[str, str]:

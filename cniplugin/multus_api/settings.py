@@ -10,6 +10,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from .nodeconf import SHIM_TYPE, THIN_TYPE
 from .rules import CniVersion, ConfPath, LogLevel, Namespace, NetworkName
 
 __all__ = ["MultusSettings", "multus_conf"]
@@ -118,7 +119,7 @@ class MultusSettings(BaseModel):
 
 
 def multus_conf(settings: MultusSettings) -> dict[str, Any]:
-    """The `"type": "multus"` (thin) or `"multus-shim"` (thick) conf for one node.
+    """The `"type": "multus"` (thin) or `"multus-py-shim"` (thick) conf for one node.
 
     The thick conf carries the same keys as the thin one: the shim ignores them and
     multus-node, which reads this file too, needs them.
@@ -126,7 +127,7 @@ def multus_conf(settings: MultusSettings) -> dict[str, Any]:
     conf: dict[str, Any] = {
         "cniVersion": settings.cniVersion,
         "name": settings.name,
-        "type": "multus" if settings.mode == "thin" else "multus-shim",
+        "type": THIN_TYPE if settings.mode == "thin" else SHIM_TYPE,
     }
     if settings.mode == "thick":
         conf["daemonSocketDir"] = settings.daemonSocketDir

@@ -20,6 +20,7 @@ import stat
 import zipfile
 
 import multus_cni
+from multus_api.nodeconf import SHIM_TYPE, THIN_TYPE
 from multus_cni.fsutil import fsync_dir, remove, write_atomic
 
 from . import metrics
@@ -27,8 +28,8 @@ from .config import NodeConfig
 
 logger = logging.getLogger("multus_node.installing")
 
-SHIM_NAME = "multus-py-shim"  # our own name: the protocol is not upstream multus-shim's
-THIN_NAME = "multus"
+SHIM_NAME = SHIM_TYPE  # our own name: the protocol is not upstream multus-shim's
+THIN_NAME = THIN_TYPE
 CONF_NAME = "00-multus.conf"
 INVENTORY_NAME = "sriov-inventory.json"
 # A conf of one of these types is a multus conf: never a node's default network.

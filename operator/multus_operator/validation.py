@@ -144,7 +144,7 @@ def validate_object(obj: Any) -> Report:
         problems = check_nodestate(obj)
     elif api_kind == ("v1", "ConfigMap") and name == SETTINGS_CONFIGMAP:
         problems = check_settings_configmap(obj)
-    elif obj.get("type") in ("multus", "multus-shim"):
+    elif obj.get("type") in ("multus", "multus-shim", "multus-py-shim"):
         problems = check_multus_conf(obj)
     else:
         api, kind = api_kind

@@ -71,7 +71,11 @@ def _skippable(body: Any) -> bool:
     if not isinstance(body, dict):
         return False
     api = str(body.get("apiVersion") or "")
-    if api.startswith(OUR_GROUPS) or body.get("type") in ("multus", "multus-shim"):
+    if api.startswith(OUR_GROUPS) or body.get("type") in (
+        "multus",
+        "multus-shim",
+        "multus-py-shim",
+    ):
         return False
     meta = body.get("metadata")
     name = meta.get("name") if isinstance(meta, dict) else None

@@ -138,6 +138,22 @@ def test_nodestate_schema_refuses_negative_counts() -> None:
     assert any("minimum" in e or "less than" in e for e in _errors(crdgen.nodestate_crd(), state))
 
 
+@pytest.mark.parametrize(
+    ("plugin", "fragment"),
+    [
+        ({"name": "../bridge"}, "does not match"),
+        ({"supportedVersions": ["1.0.0"]}, "'name' is a required property"),
+        ({"name": "bridge", "supportedVersions": ["1.0.0"] * 33}, "is too long"),
+    ],
+)
+def test_nodestate_schema_checks_installed_plugins(plugin: dict[str, Any], fragment: str) -> None:
+    state = yaml.safe_load((EXAMPLES / "nodestate-node1.yaml").read_text())
+    assert state["status"]["plugins"], "the example reports its plugins"
+    assert _errors(crdgen.nodestate_crd(), state) == []
+    state["status"]["plugins"].append(plugin)
+    assert any(fragment in e for e in _errors(crdgen.nodestate_crd(), state))
+
+
 def _cel(rule: str, value: Any) -> bool:
     env = celpy.Environment()
     program = env.program(env.compile(rule))

@@ -169,7 +169,7 @@ def test_operator_under_kopf_runner(api: EmulatorThread) -> None:
         node = api.run(client.add_node("kr-node1"))
         cm = api.eventually(lambda: client.configmap("kr-node1"))
         conf = json.loads(cm["data"]["00-multus.conf"])
-        assert conf["type"] == "multus-shim" and conf["clusterNetwork"] == "flannel-conf"
+        assert conf["type"] == "multus-py-shim" and conf["clusterNetwork"] == "flannel-conf"
         assert cm["metadata"]["ownerReferences"][0]["uid"] == node["metadata"]["uid"]
 
     assert runner.exception is None, runner.output[-3000:]

@@ -82,7 +82,7 @@ def test_render_node_configmap(tmp_path: Path, capsys: pytest.CaptureFixture[str
     assert cm["metadata"]["name"] == "multus-node-node1"
     assert cm["metadata"]["namespace"] == "kube-system"
     conf = json.loads(cm["data"]["00-multus.conf"])
-    assert conf["type"] == "multus-shim" and conf["daemonSocketDir"] == "/run/multus"
+    assert conf["type"] == "multus-py-shim" and conf["daemonSocketDir"] == "/run/multus"
     assert conf["logLevel"] == "debug"  # the label-selected override
     assert conf["clusterNetwork"] == "flannel-conf"
     inventory = json.loads(cm["data"]["sriov-inventory.json"])

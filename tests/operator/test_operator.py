@@ -132,7 +132,7 @@ async def test_nodes_appear_and_disappear(emulator: tuple[Emulator, Client]) -> 
     async with running(client.url) as op:
         cm = await eventually(lambda: client.configmap("node1"))
         conf = json.loads(cm["data"]["00-multus.conf"])
-        assert conf["type"] == "multus-shim" and conf["clusterNetwork"] == "flannel-conf"
+        assert conf["type"] == "multus-py-shim" and conf["clusterNetwork"] == "flannel-conf"
         assert cm["metadata"]["labels"]["multus.cni.cncf.io/node"] == "node1"
         node1 = await client.get("/api/v1/nodes/node1")
         assert cm["metadata"]["ownerReferences"][0]["uid"] == node1["metadata"]["uid"]

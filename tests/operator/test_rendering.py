@@ -31,7 +31,7 @@ def test_thin_and_thick_confs() -> None:
     assert thin["clusterNetwork"] == "c"
     settings = MultusSettings(namespaceIsolation=True, globalNamespaces=["default", "shared"])
     thick = json.loads(rendering.render(settings, node, [])[rendering.CONF_KEY])
-    assert thick["type"] == "multus-shim" and thick["daemonSocketDir"] == "/run/multus"
+    assert thick["type"] == "multus-py-shim" and thick["daemonSocketDir"] == "/run/multus"
     assert thick["globalNamespaces"] == "default,shared"  # Multus v4's comma-joined form
 
 
