@@ -87,14 +87,14 @@ class NetworkStatus:
         total = len(nodes)
         if total == 0:
             return conditions.Wanted("Ready", "False", "NoNodes", "no nodes in the cluster")
-        if not record.view.is_sriov:
+        if not record.view.is_sriov and not self.state.plugins:
             return conditions.Wanted(
                 "Ready", "True", "UsableOnAllNodes", "no node-specific requirement"
             )
         missing: list[str] = []
         unusable = 0
         for name in self.state.sorted_nodes():
-            why = self.state.why_unusable(record.view, name)
+            why = self.state.why_not_ready(record.view, name)
             if why is not None:
                 unusable += 1
                 if len(missing) < 10:

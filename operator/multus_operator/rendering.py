@@ -76,6 +76,30 @@ def usable_on(network: NetworkView, inventory: SriovInventory | None) -> str | N
     return None
 
 
+def plugins_needed(network: NetworkView) -> set[str]:
+    """The plugin executables a node needs for this network: each delegate's `type`
+    and its IPAM's."""
+    needed = set()
+    for conf in network.confs:
+        if isinstance(conf.get("type"), str):
+            needed.add(conf["type"])
+        ipam = conf.get("ipam")
+        if isinstance(ipam, Mapping) and isinstance(ipam.get("type"), str):
+            needed.add(ipam["type"])
+    return needed
+
+
+def missing_plugins(network: NetworkView, installed: frozenset[str] | None) -> str | None:
+    """None if the node has every plugin the network needs (or has not said what it
+    has), else why not."""
+    if installed is None:
+        return None
+    missing = sorted(plugins_needed(network) - installed)
+    if not missing:
+        return None
+    return f"plugin{'s' * (len(missing) > 1)} {', '.join(missing)} not installed"
+
+
 def render(
     settings: MultusSettings, node: NodeView, networks: Iterable[NetworkView]
 ) -> dict[str, str]:

@@ -17,6 +17,7 @@ import logging
 from typing import Any
 
 from multus_api.inventory import SriovInventory
+from multus_api.objects import NodeStateStatus
 
 from . import rendering, validation
 from .rendering import NetworkView
@@ -122,6 +123,7 @@ class ClusterState:
         self.namespace = namespace
         self.nodes: dict[str, NodeInfo] = {}
         self.inventories: dict[str, SriovInventory] = {}
+        self.plugins: dict[str, frozenset[str]] = {}  # node -> its installed CNI plugins
         self.networks: dict[NetworkKey, NetworkRecord] = {}
         self.configmaps: dict[str, ObservedConfigMap] = {}
         self.settings_data: dict[str, Any] | None = None  # None: no settings ConfigMap
@@ -162,15 +164,26 @@ class ClusterState:
         name = (body.get("metadata") or {}).get("name")
         if not name:
             return
+        plugins: frozenset[str] | None = None
         if event == "DELETED":
             inventory = None
         else:
-            status = {k: v for k, v in (body.get("status") or {}).items() if k != "observedTime"}
+            raw = body.get("status") or {}
+            status = {k: v for k, v in raw.items() if k not in ("observedTime", "plugins")}
             try:
                 inventory = SriovInventory.model_validate(status)
+                plugins = NodeStateStatus.model_validate(
+                    {"plugins": raw.get("plugins")}
+                ).plugin_names()
             except ValueError as exc:
                 logger.warning("NodeState %s: unusable inventory: %s", name, exc)
                 return
+        if self.plugins.get(name) != plugins:
+            if plugins is None:
+                self.plugins.pop(name, None)
+            else:
+                self.plugins[name] = plugins
+            self.mark_all_networks()
         if self.inventories.get(name) == inventory:
             return
         if inventory is None:
@@ -294,6 +307,13 @@ class ClusterState:
         if key not in self._why_unusable:
             self._why_unusable[key] = rendering.usable_on(view, self.inventories.get(node))
         return self._why_unusable[key]
+
+    def why_not_ready(self, view: NetworkView, node: str) -> str | None:
+        """Why the network cannot attach pods on `node`: its SR-IOV inventory, or a plugin
+        the node says it lacks (a node that has not reported its plugins lacks none)."""
+        return self.why_unusable(view, node) or rendering.missing_plugins(
+            view, self.plugins.get(node)
+        )
 
     def usable_sriov(self, node: str) -> list[NetworkView]:
         """The SR-IOV networks usable on `node`, remembered per inventory."""

@@ -122,7 +122,7 @@ def cmd_render(args: argparse.Namespace) -> int:
         if not isinstance(raw, dict):
             _err(f"{args.inventory}: not an SR-IOV inventory (a mapping with pfs)")
             return 1
-        raw = {k: v for k, v in raw.items() if k != "observedTime"}
+        raw = {k: v for k, v in raw.items() if k not in ("observedTime", "plugins")}
         try:
             inventory = SriovInventory.model_validate(raw)
         except ValidationError as exc:

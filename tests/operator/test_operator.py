@@ -258,6 +258,75 @@ async def test_inventory_change_rerenders_only_that_node(
         assert ready["message"].startswith("usable on 1 of 3 nodes; not on: node1 (no PF enp2s0)")
 
 
+async def test_ready_says_which_node_lacks_a_plugin(emulator: tuple[Emulator, Client]) -> None:
+    """A node whose NodeState lists its plugins makes every network node-specific: one
+    whose delegate (or IPAM) plugin is missing there is not usable there."""
+    _emu, client = emulator
+    for name in ("node1", "node2", "node3"):
+        await client.add_node(name)
+    macvlan = {
+        "apiVersion": "k8s.cni.cncf.io/v1",
+        "kind": "NetworkAttachmentDefinition",
+        "metadata": {"name": "macvlan-conf", "namespace": "default"},
+        "spec": {
+            "config": json.dumps(
+                {
+                    "cniVersion": "1.0.0",
+                    "type": "macvlan",
+                    "master": "eth0",
+                    "ipam": {"type": "whereabouts", "range": "10.1.0.0/24"},
+                }
+            )
+        },
+    }
+    await client.create(NADS, macvlan)
+    await client.create(NETS, seed("flannel-conf.yaml"))
+
+    async def report(node: str, plugins: list[str]) -> None:
+        path = "/apis/multus.cni.cncf.io/v1/nodestates"
+        if await client.get(f"{path}/{node}") is None:
+            await client.create(
+                path,
+                {
+                    "apiVersion": "multus.cni.cncf.io/v1",
+                    "kind": "NodeState",
+                    "metadata": {"name": node},
+                },
+            )
+        status = {"plugins": [{"name": p, "supportedVersions": ["1.0.0"]} for p in plugins]}
+        await client.patch(f"{path}/{node}/status", {"status": status})
+
+    async with running(client.url) as op:
+        await settled(op)
+        ready = _condition(await client.network("flannel-conf"), "Ready")
+        assert ready["message"] == "no node-specific requirement"
+        await report("node1", ["flannel", "macvlan", "whereabouts"])
+        await report("node2", ["flannel", "macvlan"])
+
+        async def flannel_ready() -> Any:
+            cond = _condition(await client.network("flannel-conf"), "Ready")
+            return cond if cond["message"] != "no node-specific requirement" else None
+
+        ready = await eventually(flannel_ready)
+        assert ready["status"] == "True" and ready["reason"] == "UsableOnAllNodes", ready
+        assert ready["message"] == "usable on 3 of 3 nodes"  # node3 has not reported
+        await report("node3", ["bridge"])
+        await settled(op)
+        ready = _condition(await client.network("flannel-conf"), "Ready")
+        assert ready["reason"] == "UsableOnSomeNodes", ready
+        assert ready["message"] == (
+            "usable on 2 of 3 nodes; not on: node3 (plugin flannel not installed)"
+        )
+        # NADs have no status subresource in this emulator: the operator's verdict
+        key = ("NetworkAttachmentDefinition", "default", "macvlan-conf")
+        wanted = op.reconciler.wanted_conditions(op.reconciler.networks[key])[1]
+        assert wanted.status == "True" and wanted.reason == "UsableOnSomeNodes"
+        assert wanted.message == (
+            "usable on 1 of 3 nodes; not on: node2 (plugin whereabouts not installed), "
+            "node3 (plugins macvlan, whereabouts not installed)"
+        )
+
+
 async def test_noop_resync_and_restart_write_nothing(emulator: tuple[Emulator, Client]) -> None:
     emu, client = emulator
     await client.set_settings(SETTINGS_YAML)
