@@ -33,7 +33,7 @@ class NodeConfig:
     host_root: str = ""  # delegates run chrooted here ("" = the daemon sees the host)
     kubeconfig: str = ""  # "" = in-cluster
     metrics_address: str = ""
-    metrics_port: int = 9091  # 0 = no metrics/health server
+    metrics_port: int = 9091  # 0: any free port (logged)
     shim_binary: str = "/usr/libexec/multus-py/multus-shim"
     thin_python: str = ""  # install the thin plugin with this interpreter ("" = do not)
     workers: int = 16

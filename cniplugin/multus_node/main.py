@@ -86,12 +86,11 @@ class Agent:
             chroot = shutil.which("chroot") or "/usr/sbin/chroot"
             invoke.EXEC_PREFIX = (chroot, config.host_root)
         metrics.install_engine_timer()
-        if config.metrics_port:
-            self.health = metrics.HealthServer(
-                config.metrics_address, config.metrics_port, self.alive, self.readiness
-            )
-            self.health.start()
-            logger.info("metrics and probes on port %d", self.health.port)
+        self.health = metrics.HealthServer(
+            config.metrics_address, config.metrics_port, self.alive, self.readiness
+        )
+        self.health.start()
+        logger.info("metrics and probes on port %d", self.health.port)
         installing.install_shim(config)
         if config.thin_python:
             installing.install_thin(config)

@@ -21,6 +21,7 @@ from collections.abc import Callable
 from typing import Protocol
 
 from multus_cni import shim
+from multus_cni.cache import AttachmentStore
 
 from . import metrics
 from .dispatching import Dispatcher, Job
@@ -129,7 +130,7 @@ class Server:
 
     def _link_records(self) -> None:
         records = os.path.join(self.cache_dir, "attachments")
-        os.makedirs(records, mode=0o700, exist_ok=True)
+        AttachmentStore(self.cache_dir).prepare()  # 0700, as the engine makes them
         link = os.path.join(self.socket_dir, shim.RECORDS_LINK)
         try:
             if os.readlink(link) == records:
