@@ -32,6 +32,7 @@ import time
 
 from . import cnijson, versions
 from .environ import is_safe_name
+from .netconf import MAX_CONF_BYTES
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -46,7 +47,7 @@ DEFAULT_CNI_DIR = "/var/lib/cni/multus"
 RECORDS_LINK = "attachments"
 MAX_HEADER = 128
 MAX_ENV_BYTES = 1 << 20
-MAX_STDIN_BYTES = (1 << 20) + 1  # the engine refuses more than 1 MiB and says how much
+MAX_STDIN_BYTES = MAX_CONF_BYTES + 1  # the engine refuses more than 1 MiB and says how much
 MAX_OUTPUT_BYTES = 64 << 20
 ACK_BUDGET = 9.0  # connect, send and ACK: the runtime gets code 11 within 10 s
 REPLY_TIMEOUT = 300.0
@@ -180,6 +181,42 @@ def _conf_string(conf: object, key: str, default: str) -> str:
     return value if isinstance(value, str) and value else default
 
 
+def scan_string(data: bytes, key: str) -> str | None:
+    """The string value of top-level `key` in JSON that may be invalid or cut short,
+    found the way the C shim finds it (no escapes in the value); None when absent."""
+    depth = 0
+    needle = key.encode()
+    at, end = 0, len(data)
+    while at < end:
+        char = data[at : at + 1]
+        if char in b"{[":
+            depth += 1
+        elif char in b"}]":
+            depth -= 1
+        if char != b'"':
+            at += 1
+            continue
+        start = at = at + 1
+        while at < end and data[at : at + 1] != b'"':
+            at += 2 if data[at : at + 1] == b"\\" else 1
+        if at >= end:
+            return None
+        word, at = data[start:at], at + 1
+        if depth != 1 or word != needle:
+            continue
+        rest = data[at:].lstrip(b" \t\r\n")
+        if not rest.startswith(b":"):
+            continue
+        rest = rest[1:].lstrip(b" \t\r\n")
+        if not rest.startswith(b'"'):
+            return None
+        value, quote, _ = rest[1:].partition(b'"')
+        if not quote or b"\\" in value:
+            return None
+        return value.decode("utf-8", "replace")
+    return None
+
+
 def _maybe_attached(environ: Mapping[str, str], socket_dir: str, conf: object) -> bool:
     """Whether the cache may hold a record of this interface (True when unsure)."""
     cid, ifname = environ.get("CNI_CONTAINERID", ""), environ.get("CNI_IFNAME", "")
@@ -205,11 +242,20 @@ def call(stdin: bytes, environ: Mapping[str, str]) -> tuple[int, bytes, bytes]:
     command = environ.get("CNI_COMMAND", "")
     if command == "VERSION":
         return 0, version_answer(), b""
+    conf: object = None
     try:
-        conf: object = cnijson.loads(stdin)
+        conf = cnijson.loads(stdin)
     except (ValueError, UnicodeDecodeError, RecursionError):
-        conf = None  # the daemon says what is wrong with it
+        # The daemon says what is wrong with it; find the socket as the C shim does.
+        conf = {
+            key: found
+            for key in ("cniVersion", "daemonSocketDir", "cniDir")
+            if (found := scan_string(stdin, key)) is not None
+        }
     cni_version = _conf_string(conf, "cniVersion", versions.LATEST)
+    if len(stdin) > MAX_CONF_BYTES:  # the engine's own words for it
+        msg = f"network configuration on stdin is {len(stdin)} bytes, more than {MAX_CONF_BYTES}"
+        return 1, cni_error(6, msg, cni_version), b""
     socket_dir = _conf_string(conf, "daemonSocketDir", DEFAULT_SOCKET_DIR)
     if not os.path.isabs(socket_dir):
         return 1, cni_error(7, "daemonSocketDir: must be an absolute path", cni_version), b""
@@ -218,10 +264,19 @@ def call(stdin: bytes, environ: Mapping[str, str]) -> tuple[int, bytes, bytes]:
     try:
         connection = _Connection(path, deadline)
         try:
-            connection.send(encode_request(environ, stdin), deadline)
-            kind, rc, out_len, err_len = parse_reply_header(
-                connection.recv_exact(0, deadline, line=True)
-            )
+            try:
+                connection.send(encode_request(environ, stdin), deadline)
+            except OSError as exc:  # a refusal may come before the whole request was read
+                refused = exc
+            else:
+                refused = None
+            try:
+                line = connection.recv_exact(0, deadline, line=True)
+            except (OSError, _Unreachable):
+                if refused is not None:
+                    raise refused from None
+                raise
+            kind, rc, out_len, err_len = parse_reply_header(line)
             if kind == "ACK":
                 deadline = time.monotonic() + REPLY_TIMEOUT
                 kind, rc, out_len, err_len = parse_reply_header(

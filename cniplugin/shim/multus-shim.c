@@ -187,6 +187,11 @@ int main(void) {
         else if (errno != EINTR) break;
     if (!conf_string("cniVersion", v, sizeof v) && strspn(v, "0123456789.") == strlen(v) && *v)
         strcpy(version, v);
+    if (conf_len > MAX_CONF) { /* the engine's own words for it */
+        snprintf(head, sizeof head, "network configuration on stdin is %zu bytes, more than %d",
+                 conf_len, MAX_CONF);
+        return fail(6, head);
+    }
     if (conf_string("daemonSocketDir", dir, sizeof dir) == 0 && dir[0] != '/')
         return fail(7, "daemonSocketDir: must be an absolute path");
     if (snprintf(sock_path, sizeof sock_path, "%s/multus.sock", dir) >= (int)sizeof sock_path)
@@ -206,9 +211,13 @@ int main(void) {
         usleep(20000); /* a unix socket's full backlog says EAGAIN, not EINPROGRESS */
     }
     snprintf(head, sizeof head, "MPYSHIM %d %zu %zu\n", PROTO, env_len, conf_len);
-    if (send_all(fd, head, strlen(head), deadline) || send_all(fd, env, env_len, deadline) ||
-        send_all(fd, conf, conf_len, deadline) || recv_line(fd, line, sizeof line, deadline))
+    int sent = send_all(fd, head, strlen(head), deadline) || send_all(fd, env, env_len, deadline) ||
+               send_all(fd, conf, conf_len, deadline), why = errno;
+    /* a refusal may come before the whole request was read: its answer still counts */
+    if (recv_line(fd, line, sizeof line, deadline)) {
+        if (sent) errno = why;
         return unreachable(dir, errno == ETIMEDOUT ? "no answer within 9s" : strerror(errno));
+    }
     if (!strcmp(line, "MPYSHIM 1 ACK") &&
         recv_line(fd, line, sizeof line, now_ms() + REPLY_MS))
         return unreachable(dir, errno == ETIMEDOUT ? "no result within 300s" : strerror(errno));
