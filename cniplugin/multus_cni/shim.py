@@ -264,12 +264,11 @@ def call(stdin: bytes, environ: Mapping[str, str]) -> tuple[int, bytes, bytes]:
     try:
         connection = _Connection(path, deadline)
         try:
+            refused: OSError | None = None
             try:
                 connection.send(encode_request(environ, stdin), deadline)
             except OSError as exc:  # a refusal may come before the whole request was read
                 refused = exc
-            else:
-                refused = None
             try:
                 line = connection.recv_exact(0, deadline, line=True)
             except (OSError, _Unreachable):
