@@ -165,11 +165,13 @@ class Agent:
         if self.stopped.is_set():
             return
         self.stopped.set()
+        if self.sweeper is not None:
+            self.sweeper.stop()
         self.server.stop()
         finished = self.dispatcher.drain(DRAIN_SECONDS)
         if not finished:
             logger.error("stopping with requests still running after %.0fs", DRAIN_SECONDS)
-        for part in (self.sweeper, self.scanner, self.conf_source, self.nodestate, self.tokens):
+        for part in (self.scanner, self.conf_source, self.nodestate, self.tokens):
             if part is not None:
                 part.stop()
         if self.health is not None:

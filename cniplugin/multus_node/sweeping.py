@@ -130,6 +130,8 @@ class Sweeper:
         swept = kept = 0
         now = time.time()
         for cid, ifname in list(self.store.keys()):
+            if self._stop.is_set():
+                break
             try:
                 record = self.store.load(cid, ifname)
             except CorruptRecord:

@@ -338,7 +338,7 @@ def daemons(node: Node, tmp_path: Path, request: pytest.FixtureRequest) -> Itera
     started: list[Daemon] = []
     yield started
     for daemon in started:
-        daemon.kill()
+        daemon.stop()  # SIGTERM: what runs finishes, as in a pod's termination
     if not request.node.stash.get(PASSED_KEY, False):
         for daemon in started:
             sys.stderr.write(f"--- {daemon.log_path} ---\n{daemon.log()[-6000:]}\n")
