@@ -62,9 +62,9 @@ class Agent:
         )
         self.server = Server(config.socket_dir, config.cni_cache_dir, self.dispatcher)
         self.health: metrics.HealthServer | None = None
-        self.scanner = PluginScanner(
-            config.delegate_dirs, self._report_plugins, config.plugin_scan_interval
-        )
+        # where the engine looks for a delegate: binDir, then CNI_PATH
+        plugin_dirs = tuple(dict.fromkeys((config.cni_bin_dir, *config.delegate_dirs)))
+        self.scanner = PluginScanner(plugin_dirs, self._report_plugins, config.plugin_scan_interval)
         self.sweeper: Sweeper | None = None
 
     # ---- state for the probes ----
