@@ -132,7 +132,7 @@ def test_every_request_is_allowed_and_every_rule_used(
             {
                 "apiVersion": "v1",
                 "kind": "Pod",
-                "metadata": {"name": name, "namespace": "default", "annotations": annotations},
+                "metadata": {"name": name, "namespace": "default", "annotations": wanted},
             },
         )
         args = pod_args(thin_pod, name.replace("-", ""))
