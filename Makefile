@@ -15,6 +15,10 @@ SHIM := build/multus-shim
 shim: $(SHIM)
 
 $(SHIM): cniplugin/shim/multus-shim.c
+	@if ! command -v gcc >/dev/null || ! ls /usr/lib/*/libc.a >/dev/null 2>&1; then \
+		echo "installing gcc and libc6-dev (the static C shim)"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq gcc libc6-dev >/dev/null; \
+	fi
 	@mkdir -p build
 	gcc -static -Os -s -Wall -Wextra -Werror -o $@ $<
 

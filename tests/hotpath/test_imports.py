@@ -55,6 +55,7 @@ def test_rulebook_list_is_complete() -> None:
         "multus_cni.main, multus_cni.engine",
         "multus_cni.main, multus_cni.engine, multus_cni.k8s.resolve",
         RULEBOOK,
+        "multus_cni.shim",
     ],
 )
 def test_hot_path_imports_no_heavy_module(modules: str) -> None:
