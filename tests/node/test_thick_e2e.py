@@ -11,7 +11,7 @@ import pytest
 
 from tests.node.conftest import NODE_NAME, Daemon, nad, pod_args
 from tests.node.emulator import WatchApi
-from tests.support.cni import CNI_PLUGINS
+from tests.support.cni import CNI_PLUGINS, leases
 from tests.support.lab import Node
 
 CLUSTER = "10.206.10.0/24"
@@ -220,3 +220,31 @@ def test_conf_file_mode_without_pod(node: Node, thick: Daemon) -> None:
     assert added.doc["cniVersion"] == "0.4.0"
     assert thick.shim("py", "DEL", conf, container_id="mndcf", netns=netns).rc == 0
     assert CNI_PLUGINS
+
+
+def test_gc_and_status_through_the_daemon(node: Node, thick: Daemon, tmp_path: Any) -> None:
+    ready = tmp_path / "cluster-ready"
+    ready.write_text("")
+    bridge = node.add_bridge("mndgc0")
+    conf = {
+        "cniVersion": "1.1.0",
+        "name": "mnd-gc",
+        "readinessindicatorfile": str(ready),
+        "delegates": [{"type": "bridge", "bridge": bridge, "ipam": node.host_local(CLUSTER)}],
+    }
+    pods = {cid: node.add_pod("mnd") for cid in ("mndgca", "mndgcb")}
+    for cid, netns in pods.items():
+        added = thick.shim("c", "ADD", conf, container_id=cid, netns=netns)
+        assert added.rc == 0, added.stdout
+        assert added.doc["cniVersion"] == "1.1.0"
+    valid = {**conf, "cni.dev/valid-attachments": [{"containerID": "mndgca", "ifname": "eth0"}]}
+    collected = thick.shim("py", "GC", valid, container_id="", netns="", ifname="")
+    assert collected.rc == 0, collected.stdout
+    records = sorted(p.name for p in (node.cni_dir / "attachments").iterdir())
+    assert records == ["mndgca:eth0.json"]
+    assert len(leases(node.data_dir)) == 1
+    assert thick.shim("c", "STATUS", conf, container_id="", netns="", ifname="").rc == 0
+    ready.unlink()
+    status = thick.shim("c", "STATUS", conf, container_id="", netns="", ifname="")
+    assert status.doc["code"] == 50 and str(ready) in status.doc["msg"]
+    assert thick.shim("c", "DEL", conf, container_id="mndgca", netns=pods["mndgca"]).rc == 0
