@@ -5,17 +5,17 @@ to multus-node over `<daemonSocketDir>/multus.sock` and prints the answer unchan
 Version 1 of the protocol, framed so that the C side needs no JSON parser:
 
     request   b"MPYSHIM 1 <env bytes> <stdin bytes>\\n"  env ("K=V\\0" ...)  stdin
-    replies   b"MPYSHIM 1 ACK\\n"                         the request is queued
+    replies   b"MPYSHIM 1 ACK\\n"                         alive, working on it
               b"MPYSHIM <v> RESULT <rc> <out> <err>\\n"   stdout bytes, stderr bytes
 
-The daemon answers ACK as soon as it has queued the request, then RESULT; a request
-it refuses at once (queue full, unknown version) gets RESULT without ACK. The RESULT
-line keeps this layout in every later version (new fields may only be appended), so
-any shim can read any daemon's answer; a daemon serves every version it knows and
-answers a newer one with CNI error 11, which the runtime retries while a rolling update
-brings the matching pair.
+The daemon answers RESULT; when that takes longer than a second it sends ACK first, so
+that a daemon that accepted the connection but says nothing (hung, frozen) is told
+apart from a long ADD. The RESULT line keeps this layout in every later version (new
+fields may only be appended), so any shim can read any daemon's answer; a daemon
+serves every version it knows and answers a newer one with CNI error 11, which the
+runtime retries while a rolling update brings the matching pair.
 
-The shim answers VERSION itself. When the daemon cannot be reached, or does not ACK
+The shim answers VERSION itself. When the daemon cannot be reached, or sends nothing
 within `ACK_BUDGET` seconds, it answers CNI error 11 (STATUS: 50), except a DEL, which
 succeeds when the attachment cache holds no record of the interface: nothing was
 attached, so nothing is left to undo.

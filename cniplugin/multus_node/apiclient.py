@@ -6,13 +6,15 @@ and timeout rules included) with `get` answered from the watch caches of this no
 pods, the Networks and the NADs. A cache that cannot answer costs one GET: not synced
 yet, an object it does not hold (a pod just created, a NAD just applied), or a pod
 whose UID differs from the runtime's `K8S_POD_UID` (a StatefulSet pod re-created under
-the same name, which the watch has not delivered yet). Each worker thread has its
-own client (its own connection), reused call after call.
+the same name, which the watch has not delivered yet). Clients (and their
+connections) are pooled and reused call after call.
 """
 
 from __future__ import annotations
 
+import contextlib
 import threading
+from collections.abc import Iterator
 from typing import Any
 
 from multus_cni.k8s.client import Client
@@ -93,18 +95,25 @@ class CachedClient(Client):
 
 
 class ClientPool:
-    """One CachedClient per thread, created on first use and kept."""
+    """Clients kept between requests, most recently used first: a request gets a warm
+    keep-alive connection whichever worker thread serves it."""
 
     def __init__(self, config: ApiConfig, caches: Caches, timeout: float = 10.0) -> None:
         self.config = config
         self.caches = caches
         self.timeout = timeout
-        self._local = threading.local()
+        self._idle: list[CachedClient] = []
+        self._lock = threading.Lock()
 
-    def client(self, expected_uid: str) -> CachedClient:
-        client: CachedClient | None = getattr(self._local, "client", None)
+    @contextlib.contextmanager
+    def client(self, expected_uid: str) -> Iterator[CachedClient]:
+        with self._lock:
+            client = self._idle.pop() if self._idle else None
         if client is None:
             client = CachedClient(self.config, self.caches, self.timeout)
-            self._local.client = client
         client.begin(expected_uid)
-        return client
+        try:
+            yield client
+        finally:
+            with self._lock:
+                self._idle.append(client)

@@ -12,6 +12,7 @@ attachment records), `confDir`, `logFile` and `kubeconfig`. The dynamic loader's
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import time
@@ -107,12 +108,20 @@ class Handler:
         if args.get("K8S_POD_NAMESPACE") and args.get("K8S_POD_NAME"):
             pod = f"{args['K8S_POD_NAMESPACE']}/{args['K8S_POD_NAME']}"
         with request_context(pod, request.container_id[:12], network):
-            api = self.pool.client(args.get("K8S_POD_UID", "")) if self.pool else None
-            try:
-                rc, doc = run(stdin, env, api=api, netlink=self.netlink)
-            except BaseException:  # run() reports every error; this is a bug: say so
-                logger.exception("%s failed unexpectedly", command)
-                raise
+            logger.debug(
+                "%s started after %.1fms in the queue", command, (started - request.received) * 1000
+            )
+            with contextlib.ExitStack() as stack:
+                api = (
+                    stack.enter_context(self.pool.client(args.get("K8S_POD_UID", "")))
+                    if self.pool is not None and command == "ADD"
+                    else None
+                )
+                try:
+                    rc, doc = run(stdin, env, api=api, netlink=self.netlink)
+                except BaseException:  # run() reports every error; this is a bug: say so
+                    logger.exception("%s failed unexpectedly", command)
+                    raise
             code = 0 if rc == 0 else int(doc.get("code", 999)) if doc else 999
             took = time.monotonic() - request.received
             if rc == 0:

@@ -3,8 +3,9 @@
 The directory is 0700 and the socket 0600, and every peer's credentials are checked
 with SO_PEERCRED: only uid 0 is served (a process in a user namespace shows up with
 its mapped, non-zero uid). A connection is read by a short-lived thread (a slow or
-broken peer holds no worker), acknowledged as soon as its request is queued, and
-answered by the worker that ran it. The wire format is `multus_cni.shim`'s.
+broken peer holds no worker), answered by the worker that ran it, and acknowledged
+when that takes longer than `ACK_DELAY` (the shim gives up on a daemon that says
+nothing for 9 s). The wire format is `multus_cni.shim`'s.
 
 Next to the socket, `attachments` links to the daemon's attachment records, so a shim
 that cannot reach the daemon can still tell whether a DEL has anything to undo.
@@ -30,6 +31,7 @@ from .handling import Reply, Request, error_reply
 logger = logging.getLogger("multus_node.serving")
 
 READ_TIMEOUT = 10.0  # a peer that does not send its request within this is dropped
+ACK_DELAY = 1.0  # well within the shim's 9 s: only slower requests are acknowledged
 _UCRED = struct.Struct("3i")  # pid, uid, gid
 
 
@@ -38,19 +40,33 @@ class Replier(Protocol):
 
 
 class Connection:
-    """A peer waiting for its answer."""
+    """A peer waiting for its answer. The ACK and the RESULT may be written by two
+    threads (the reader and the worker): one lock, and no ACK once answered."""
 
     def __init__(self, sock: socket.socket) -> None:
         self.sock = sock
+        self.answered = threading.Event()
+        self._lock = threading.Lock()
+
+    def acknowledge(self) -> None:
+        with self._lock:
+            if self.answered.is_set():
+                return
+            try:
+                self.sock.sendall(shim.encode_ack())
+            except OSError:
+                pass  # the shim is gone: the worker finds out when it answers
 
     def reply(self, reply: Reply) -> None:
-        try:
-            self.sock.settimeout(READ_TIMEOUT)
-            self.sock.sendall(shim.encode_result(reply.rc, reply.out, reply.err))
-        except OSError as exc:  # the shim was killed meanwhile: nobody to tell
-            logger.warning("could not deliver the answer: %s", exc)
-        finally:
-            self.sock.close()
+        with self._lock:
+            self.answered.set()
+            try:
+                self.sock.settimeout(READ_TIMEOUT)
+                self.sock.sendall(shim.encode_result(reply.rc, reply.out, reply.err))
+            except OSError as exc:  # the shim was killed meanwhile: nobody to tell
+                logger.warning("could not deliver the answer: %s", exc)
+            finally:
+                self.sock.close()
 
 
 def peer_uid(sock: socket.socket) -> int:
@@ -187,13 +203,6 @@ class Server:
         connection = Connection(conn)
         command = request.command
         lane = request.container_id or ("" if command == "GC" else f"~{command}-{id(connection)}")
-        try:
-            # Before queueing: once queued, the worker may answer at any moment, and two
-            # threads must not write to the connection at once.
-            conn.sendall(shim.encode_ack())
-        except OSError:
-            conn.close()
-            return  # the shim is gone: nobody would see the result
         if not self.dispatcher.submit(Job(lane, command, (request, connection))):
             logger.error(
                 "queue full (%d waiting): %s answered with code 11", self.dispatcher.queued, command
@@ -202,6 +211,11 @@ class Server:
                 f"multus-node is busy ({self.dispatcher.queued} requests waiting); try again later"
             )
             connection.reply(error_reply(11, msg, request.stdin))
+            return
+        # Most requests are answered well within ACK_DELAY: their shim gets the RESULT
+        # alone. A longer one is acknowledged, so the shim knows the daemon is alive.
+        if not connection.answered.wait(ACK_DELAY):
+            connection.acknowledge()
 
 
 def runner(handle: Callable[[Request], Reply]) -> Callable[[Job[tuple[Request, Replier]]], None]:

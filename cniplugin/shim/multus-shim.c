@@ -6,7 +6,7 @@
  * Wire protocol, version 1 (cniplugin/multus_cni/shim.py has the Python twin and the
  * daemon's side; both are tested by the same tests):
  *   request  "MPYSHIM 1 <env bytes> <stdin bytes>\n" env ("K=V\0"...) stdin
- *   replies  "MPYSHIM 1 ACK\n"                      queued; the result follows
+ *   replies  "MPYSHIM 1 ACK\n"                      (after 1 s) alive, the result follows
  *            "MPYSHIM <v> RESULT <rc> <out> <err>\n" stdout bytes, stderr bytes
  * Lengths are decimal, so no JSON parser is needed here. The daemon unreachable (or
  * silent for 9 s before its ACK) is CNI error 11; a DEL then succeeds when the

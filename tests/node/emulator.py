@@ -16,6 +16,7 @@ Filled in here, test code only:
 from __future__ import annotations
 
 import asyncio
+import bisect
 import copy
 import time
 import uuid
@@ -72,6 +73,7 @@ def selected(params: dict[str, str], obj: dict[str, Any]) -> bool:
 class WatchEmulator(FaultyEmulator):
     bookmark_interval: float = 0.5
     history: list[tuple[int, Resource, str, dict[str, Any]]] = attrs.field(factory=list)
+    versions: list[int] = attrs.field(factory=list)  # of `history`, for bisect
     queries: list[tuple[str, str, dict[str, str]]] = attrs.field(factory=list)
     version: int = 1
     compacted_below: int = 0
@@ -94,6 +96,7 @@ class WatchEmulator(FaultyEmulator):
         meta = obj.setdefault("metadata", {})
         meta["resourceVersion"] = str(self.version)
         self.history.append((self.version, resource_id(resource), event, copy.deepcopy(obj)))
+        self.versions.append(self.version)
         async with self._changed:
             self._changed.notify_all()
         return obj
@@ -181,10 +184,11 @@ class WatchEmulator(FaultyEmulator):
                 }
                 return
         while time.monotonic() < deadline and epoch == self.epoch:
-            for version, res, kind, obj in list(self.history):
-                if version <= since or res != wanted:
-                    continue
+            start = bisect.bisect_right(self.versions, since)
+            for version, res, kind, obj in self.history[start:]:
                 since = version
+                if res != wanted:
+                    continue
                 namespace = (obj.get("metadata") or {}).get("namespace")
                 if request.namespace and namespace != request.namespace:
                     continue
@@ -263,6 +267,7 @@ class WatchApi(Api):
             # resuming from the current version is fine; from anything older, 410
             self.emulator.compacted_below = self.emulator.version
             self.emulator.history.clear()
+            self.emulator.versions.clear()
 
         self.call(cut)
 
