@@ -260,17 +260,20 @@ def inner(runs: int, rss_cycles: int) -> None:
     base = statistics.median(modes[0].times)
     print(f"ADD+DEL of a pod with 3 networks (3 NADs), {runs} interleaved runs per path")
     print(
-        f"{'path':<24}{'median ms':>10}{'p90 ms':>9}{'ratio':>8}"
+        f"{'path':<24}{'median ms':>10}{'p90 ms':>9}{'ratio':>8}{'paired':>8}"
         f"{'API reads/ADD':>15}{'API writes/ADD':>16}"
     )
     for mode in modes:
         median = statistics.median(mode.times)
         p90 = statistics.quantiles(mode.times, n=10)[-1]
+        # each run times every path back to back: the median of those per-run ratios is
+        # steadier than the ratio of medians when the machine's load drifts
+        paired = statistics.median(t / d for t, d in zip(mode.times, modes[0].times, strict=True))
         reads = f"{statistics.median(mode.reads):.0f}" if mode.reads else "-"
         writes = f"{statistics.median(mode.writes):.0f}" if mode.writes else "-"
         print(
             f"{mode.name:<24}{median * 1000:>10.1f}{p90 * 1000:>9.1f}{median / base:>7.2f}x"
-            f"{reads:>15}{writes:>16}"
+            f"{paired:>7.2f}x{reads:>15}{writes:>16}"
         )
     print(
         "target: thick (C shim) <= 1.15x direct, 0 API reads per warm ADD "

@@ -10,7 +10,9 @@ Filled in here, test code only:
   does; `drop_watches()` ends every open watch, as an apiserver restart would;
 - `fieldSelector` (`a.b=c`, `a.b!=c`) and `labelSelector` on LIST and WATCH;
 - a log of every request with its query, and `put`/`delete` from tests that make
-  events too (so a watching agent sees them).
+  events too (so a watching agent sees them);
+- only the requests in flight are kept in kmock's own request history, which it scans
+  per request (quadratic over a long run otherwise).
 """
 
 from __future__ import annotations
@@ -79,6 +81,7 @@ class WatchEmulator(FaultyEmulator):
     compacted_below: int = 0
     epoch: int = 0
     _changed: asyncio.Condition = attrs.field(factory=asyncio.Condition, init=False)
+    _inflight: set[int] = attrs.field(factory=set, init=False)
 
     def __attrs_post_init__(self) -> None:
         super().__attrs_post_init__()
@@ -105,7 +108,15 @@ class WatchEmulator(FaultyEmulator):
         self.queries.append(
             (str(request.method.value).upper(), request.url.path, dict(request.params))
         )
-        response = await super()._handle(request)
+        # kmock matches each request against its whole request history: keep only the
+        # requests in flight (the watches), so a long run stays linear (as the operator
+        # tests' emulator does).
+        self._inflight.add(id(request))
+        self._requests[:] = [r for r in self._requests if id(r) in self._inflight]
+        try:
+            response = await super()._handle(request)
+        finally:
+            self._inflight.discard(id(request))
         if request.resource is None or not 200 <= response.status < 300:
             return response
         if request.action == enums.action.CREATE and isinstance(request.data, dict):
