@@ -65,15 +65,30 @@ def world(node: Node, api: WatchApi, name: str = "web") -> tuple[dict[str, Any],
 
 
 def wait_cached(api: WatchApi, daemon: Daemon) -> None:
-    """Until the daemon's watches have delivered everything the emulator holds (its
-    bookmarks caught up)."""
-    version = api.call(lambda: api.emulator.version)
+    """Until the daemon's caches hold what the emulator holds: this node's pods and every
+    NAD (the world's objects are put just before)."""
+
+    def count(resource: str, keep: Any = lambda obj: True) -> int:
+        def counted() -> int:
+            return sum(
+                1
+                for (res, _, _), obj in list(api.emulator.objects.items())
+                if str(res.plural) == resource and not obj.deleted and keep(dict(obj.raw))
+            )
+
+        return int(api.call(counted))
+
+    pods = count("pods", lambda obj: (obj.get("spec") or {}).get("nodeName") == NODE_NAME)
+    nads = count("network-attachment-definitions")
     daemon.wait_for(
         lambda: (
-            daemon.metric("multus_node_cache_objects", resource="pods") >= 1
-            and version <= api.call(lambda: api.emulator.version)
+            daemon.metric("multus_node_cache_objects", resource="pods") == pods
+            and daemon.metric(
+                "multus_node_cache_objects", resource="network-attachment-definitions"
+            )
+            == nads
         ),
-        "pod not cached",
+        f"{pods} pods and {nads} NADs not cached",
     )
 
 
