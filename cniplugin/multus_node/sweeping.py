@@ -129,7 +129,7 @@ class Sweeper:
         """One pass; (swept, kept)."""
         swept = kept = 0
         now = time.time()
-        for cid, ifname in list(self.store.keys()):
+        for cid, ifname in list(self.store.record_keys()):
             if self._stop.is_set():
                 break
             try:
