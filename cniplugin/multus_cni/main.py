@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 
     from .environ import CniEnv
     from .k8s.client import Client
+    from .k8s.resolve import DeviceSource
     from .k8s.routes import Netlink
     from .netconf import MultusConf
 
@@ -35,12 +36,14 @@ def run(
     *,
     api: Client | None = None,
     netlink: Netlink | None = None,
+    devices: DeviceSource | None = None,
 ) -> tuple[int, dict[str, Any] | None]:
     """Serve one call; (exit code, document to print). VERSION and errors always print;
     DEL/CHECK/GC/STATUS print nothing on success.
 
-    `environ` is the call's environment (default: this process's); `api` and `netlink`
-    let a serving daemon bring its warm API client and its netlink (see k8s.resolve.add).
+    `environ` is the call's environment (default: this process's); `api`, `netlink` and
+    `devices` let a serving daemon bring its warm API client, its netlink and its
+    device lookups (see k8s.resolve.add).
     """
     out_version = versions.LATEST
     try:
@@ -67,7 +70,7 @@ def run(
             # so nothing can be attached under it, and it must not name a file.
             log.error(f"DEL: {env.refusal}; ADD refuses this, so nothing is attached; done")
             return 0, None
-        return 0, _serve_locked(env, conf, api, netlink)
+        return 0, _serve_locked(env, conf, api, netlink, devices)
     except CniError as exc:
         log.error(f"{exc.msg} (code {exc.code})")
         return 1, exc.to_dict(out_version)
@@ -79,7 +82,11 @@ def run(
 
 
 def _serve_locked(
-    env: CniEnv, conf: MultusConf, api: Client | None = None, netlink: Netlink | None = None
+    env: CniEnv,
+    conf: MultusConf,
+    api: Client | None = None,
+    netlink: Netlink | None = None,
+    devices: DeviceSource | None = None,
 ) -> dict[str, Any] | None:
     """ADD, DEL and CHECK under the container's lock, taken after the checks that need
     no lock (so a refused call writes nothing) and before anything else: a DEL must wait
@@ -100,14 +107,18 @@ def _serve_locked(
     store = AttachmentStore(conf.cni_dir)
     with store.lock(env.container_id, required=env.command == "ADD") as lock:
         try:
-            return _serve(env, conf, api, netlink)
+            return _serve(env, conf, api, netlink, devices)
         finally:
             if not store.has_records(env.container_id):
                 lock.release_and_remove()
 
 
 def _serve(
-    env: CniEnv, conf: MultusConf, api: Client | None = None, netlink: Netlink | None = None
+    env: CniEnv,
+    conf: MultusConf,
+    api: Client | None = None,
+    netlink: Netlink | None = None,
+    devices: DeviceSource | None = None,
 ) -> dict[str, Any] | None:
     from .engine import Engine
 
@@ -117,7 +128,7 @@ def _serve(
             # DEL/CHECK/GC work from the cache, API down or pod gone.
             from .k8s.resolve import add
 
-            return add(env, conf, api, netlink)
+            return add(env, conf, api, netlink, devices)
         return Engine(env, conf).add()
     engine = Engine(env, conf)
     if env.command == "DEL":

@@ -32,7 +32,7 @@ from .kubeconfig import load as load_api_config
 
 TYPE_CHECKING = False  # typing costs ~2 ms to import; annotations are strings here
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Callable, Mapping
     from typing import Any, Protocol
 
     from .routes import Netlink
@@ -43,6 +43,8 @@ if TYPE_CHECKING:
         (the API client; `multusctl explain` serves the objects from files)."""
 
         def get(self, path: str) -> dict[str, Any] | None: ...
+
+    DeviceSource = Callable[[dict[str, Any], Client, dict[str, Any]], devices.PodDevices]
 
 
 DEFAULT_MULTUS_NAMESPACE = multusconf.DEFAULT_MULTUS_NAMESPACE
@@ -484,12 +486,15 @@ def add(
     conf: MultusConf,
     client: Client | None = None,
     netlink: Netlink | None = None,
+    pod_devices: DeviceSource | None = None,
 ) -> dict[str, Any]:
     """ADD for a conf in Kubernetes mode.
 
     `client` is the API to read and write through (default: one of our own from the
     conf's kubeconfig, closed afterwards); multus-node passes one served from its watch
-    caches. `netlink` moves default routes (default: `ip` through `nsenter`)."""
+    caches. `netlink` moves default routes (default: `ip` through `nsenter`).
+    `pod_devices` gives the pod's allocated devices (default: kubelet's checkpoint file
+    and the API, `devices.thin_devices`); multus-node asks kubelet's PodResources."""
     ref = pod_ref(env.args)
     if ref is None:
         if not conf.delegates:
@@ -521,7 +526,8 @@ def add(
                 f"pod {ref}: CNI_ARGS K8S_POD_UID is {ref.uid} but the API has {uid or 'none'} "
                 "(the pod was deleted and re-created); not attaching"
             )
-        planned, seed_style = Resolver(client, conf, settings, pod, ref).plan()
+        found = pod_devices(pod, client, conf.raw) if pod_devices is not None else None
+        planned, seed_style = Resolver(client, conf, settings, pod, ref, found).plan()
         log.timing("network_lookup", time.monotonic() - started)
         conf.delegates = [p.network for p in planned]
         conf.seed_style = seed_style
