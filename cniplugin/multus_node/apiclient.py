@@ -46,13 +46,18 @@ class Caches:
         pods: WatchCache | None = None,
         networks: WatchCache | None = None,
         nads: WatchCache | None = None,
+        claims: WatchCache | None = None,
+        slices: WatchCache | None = None,
     ) -> None:
         self.pods = pods
         self.networks = networks
         self.nads = nads
+        self.claims = claims  # DRA ResourceClaims (read through multus_node.devices)
+        self.slices = slices  # DRA ResourceSlices of this node
 
     def all(self) -> list[WatchCache]:
-        return [c for c in (self.pods, self.networks, self.nads) if c is not None]
+        caches = (self.pods, self.networks, self.nads, self.claims, self.slices)
+        return [c for c in caches if c is not None]
 
 
 class CachedClient(Client):

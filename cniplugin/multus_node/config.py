@@ -45,6 +45,7 @@ class NodeConfig:
     kubeconfig_out: str | None = None  # None = <conf dir>/multus.d/multus.kubeconfig
     token_refresh_interval: float = 30.0
     log_level: str = "info"
+    kubelet_pod_resources: str = "/var/lib/kubelet/pod-resources/kubelet.sock"
 
     @property
     def delegate_dirs(self) -> tuple[str, ...]:
@@ -104,6 +105,7 @@ _OPTIONS: tuple[tuple[str, str, str, str], ...] = (
         "seconds",
     ),
     ("--log-level", "MULTUS_LOG_LEVEL", "log_level", "str"),
+    ("--kubelet-pod-resources", "MULTUS_KUBELET_POD_RESOURCES", "kubelet_pod_resources", "path"),
 )
 _CHOICES = {
     "conf_source": ("configmap", "auto", "none"),

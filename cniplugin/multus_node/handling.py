@@ -29,6 +29,7 @@ from .config import NodeConfig
 from .logs import request_context
 
 if TYPE_CHECKING:
+    from multus_cni.k8s.resolve import DeviceSource
     from multus_cni.k8s.routes import Netlink
 
 logger = logging.getLogger("multus_node.handling")
@@ -67,6 +68,7 @@ class Handler:
         self.config = config
         self.pool = pool
         self.netlink = netlink
+        self.devices: DeviceSource | None = None
 
     def environment(self, env: dict[str, str]) -> dict[str, str]:
         """The request's environment with the daemon's CNI_PATH and no loader variables."""
@@ -118,7 +120,7 @@ class Handler:
                     else None
                 )
                 try:
-                    rc, doc = run(stdin, env, api=api, netlink=self.netlink)
+                    rc, doc = run(stdin, env, api=api, netlink=self.netlink, devices=self.devices)
                 except BaseException:  # run() reports every error; this is a bug: say so
                     logger.exception("%s failed unexpectedly", command)
                     raise

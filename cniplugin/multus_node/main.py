@@ -29,6 +29,7 @@ from . import installing, logs, metrics
 from .apiclient import Caches, ClientPool
 from .config import ConfigError, NodeConfig, load
 from .confsource import AutoSource, ConfigMapSource, Installed
+from .devices import NodeDevices
 from .dispatching import Dispatcher, Job
 from .handling import Handler, Request
 from .kubeapi import KubeApi, configuration
@@ -130,11 +131,21 @@ class Agent:
                 "network-attachment-definitions",
                 "/apis/k8s.cni.cncf.io/v1/network-attachment-definitions",
             ),
+            claims=WatchCache(api, "resourceclaims", "/apis/resource.k8s.io/v1/resourceclaims"),
+            slices=WatchCache(
+                api,
+                "resourceslices",
+                "/apis/resource.k8s.io/v1/resourceslices",
+                field_selector=f"spec.nodeName={config.node_name}",
+            ),
         )
         for cache in self.caches.all():
             cache.start()
         self.pool = ClientPool(api_config, self.caches)
         self.handler.pool = self.pool
+        self.handler.devices = NodeDevices(
+            config.kubelet_pod_resources, self.caches.claims, self.caches.slices
+        )
         self.nodestate = NodeStateWriter(api, config.node_name)
         self.nodestate.start()
         if config.thin_kubeconfig and os.path.exists(config.token_file):

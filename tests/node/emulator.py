@@ -90,6 +90,11 @@ class WatchEmulator(FaultyEmulator):
             self.resources[key] = kmock.ResourceInfo(
                 kind=kind, namespaced=namespaced, verbs=VERBS, subresources=subresources
             )
+        for key, kind, namespaced in (
+            ("resource.k8s.io/v1/resourceclaims", "ResourceClaim", True),
+            ("resource.k8s.io/v1/resourceslices", "ResourceSlice", False),
+        ):
+            self.resources[key] = kmock.ResourceInfo(kind=kind, namespaced=namespaced, verbs=VERBS)
 
     # ---- recording changes ----
 
@@ -248,7 +253,7 @@ class WatchApi(Api):
 
     def put(self, resource: str, obj: dict[str, Any]) -> dict[str, Any]:
         meta = obj.setdefault("metadata", {})
-        if resource not in (NODE, NODESTATE):
+        if resource not in (NODE, NODESTATE, "resource.k8s.io/v1/resourceslices"):
             meta.setdefault("namespace", "default")
         meta.setdefault("uid", str(uuid.uuid4()))
 

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.node.conftest import Daemon, pod_args
+from tests.node.conftest import NODE_NAME, Daemon, pod_args
 from tests.node.emulator import WatchApi
 from tests.node.test_install import rendered, set_configmap, wait_until
 from tests.node.test_thick_e2e import wait_cached, world
@@ -146,6 +146,9 @@ def test_every_request_is_allowed_and_every_rule_used(
                 node=node.name,
             )
             assert done.rc == 0, done.stdout + done.stderr
+    # DRA: a pod whose ResourceClaim and ResourceSlice the caches do not hold yet (stored
+    # without a watch event): the ADD reads the claim and lists the driver's slices
+    dra(api, node, daemon, netns)
     requests = {attributes(m, p, q) for m, p, q in api.queries()}
     denied = [r for r in requests if not any(allowed(r, rule) for rule in rules())]
     assert denied == []
@@ -161,3 +164,107 @@ def test_every_request_is_allowed_and_every_rule_used(
     used = {(g, r, v) for g, r, v, _ in requests}
     assert granted - used == set(), f"rules nothing needs: {granted - used}"
     assert unused == []
+
+
+def dra(api: WatchApi, node: Node, daemon: Daemon, netns: str) -> None:
+    def store(resource: str, obj: dict[str, Any], namespace: str | None) -> None:
+        api.call(
+            lambda: api.emulator.objects.__setitem__(
+                (resource, namespace, obj["metadata"]["name"]), obj
+            )
+        )
+
+    store(
+        "resource.k8s.io/v1/resourceslices",
+        {
+            "apiVersion": "resource.k8s.io/v1",
+            "kind": "ResourceSlice",
+            "metadata": {"name": "late-slice"},
+            "spec": {
+                "driver": "vf.example.com",
+                "nodeName": NODE_NAME,
+                "pool": {"name": "p0"},
+                "devices": [
+                    {
+                        "name": "vf-1",
+                        "attributes": {
+                            "k8s.cni.cncf.io/resourceName": {"string": "vf.example.com/vf"},
+                            "k8s.cni.cncf.io/deviceID": {"string": "0000:3b:02.1"},
+                        },
+                    }
+                ],
+            },
+        },
+        None,
+    )
+    store(
+        "resource.k8s.io/v1/resourceclaims",
+        {
+            "apiVersion": "resource.k8s.io/v1",
+            "kind": "ResourceClaim",
+            "metadata": {"name": "late-claim", "namespace": "default"},
+            "status": {
+                "allocation": {
+                    "devices": {
+                        "results": [
+                            {
+                                "request": "vf",
+                                "driver": "vf.example.com",
+                                "pool": "p0",
+                                "device": "vf-1",
+                            }
+                        ]
+                    }
+                }
+            },
+        },
+        "default",
+    )
+    api.put(
+        "k8s.cni.cncf.io/v1/network-attachment-definitions",
+        {
+            "apiVersion": "k8s.cni.cncf.io/v1",
+            "kind": "NetworkAttachmentDefinition",
+            "metadata": {
+                "name": "vfs",
+                "namespace": "default",
+                "annotations": {"k8s.v1.cni.cncf.io/resourceName": "vf.example.com/vf"},
+            },
+            "spec": {"config": json.dumps({"cniVersion": "1.0.0", "type": "tuning"})},
+        },
+    )
+    pod = api.put(
+        "v1/pods",
+        {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {
+                "name": "dra",
+                "namespace": "default",
+                "annotations": {"k8s.v1.cni.cncf.io/networks": "vfs"},
+            },
+            "spec": {"nodeName": NODE_NAME},
+            "status": {
+                "resourceClaimStatuses": [{"name": "vf", "resourceClaimName": "late-claim"}]
+            },
+        },
+    )
+    wait_cached(api, daemon)
+    conf = {
+        "cniVersion": "1.0.0",
+        "name": "mnd-dra",
+        "kubeconfig": "/x",
+        "delegates": [
+            {"type": "bridge", "bridge": "mndrbac0", "ipam": node.host_local("10.206.80.0/24")}
+        ],
+    }
+    node.add_bridge("mndrbac0")
+    mark = len(api.queries())
+    added = daemon.shim(
+        "c", "ADD", conf, container_id="mnddra", netns=netns, cni_args=pod_args(pod, "mnddra")
+    )
+    # tuning on an interface that does not exist fails: the device lookup came first
+    assert "resourceclaims/late-claim" in " ".join(p for _, p, _ in api.queries()[mark:])
+    assert (
+        added.rc != 0 or daemon.shim("c", "DEL", conf, container_id="mnddra", netns=netns).rc == 0
+    )

@@ -319,7 +319,8 @@ async def test_ready_says_which_node_lacks_a_plugin(emulator: tuple[Emulator, Cl
         )
         # NADs have no status subresource in this emulator: the operator's verdict
         key = ("NetworkAttachmentDefinition", "default", "macvlan-conf")
-        wanted = op.reconciler.wanted_conditions(op.reconciler.networks[key])[1]
+        assert op.networks is not None
+        wanted = op.networks.wanted_conditions(op.state.networks[key])[1]
         assert wanted.status == "True" and wanted.reason == "UsableOnSomeNodes"
         assert wanted.message == (
             "usable on 1 of 3 nodes; not on: node2 (plugin whereabouts not installed), "
