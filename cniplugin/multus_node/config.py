@@ -46,6 +46,7 @@ class NodeConfig:
     token_refresh_interval: float = 30.0
     log_level: str = "info"
     kubelet_pod_resources: str = "/var/lib/kubelet/pod-resources/kubelet.sock"
+    own_plugins: tuple[str, ...] = ("multus-sriov",)  # served from the agent's image
 
     @property
     def delegate_dirs(self) -> tuple[str, ...]:
@@ -106,6 +107,7 @@ _OPTIONS: tuple[tuple[str, str, str, str], ...] = (
     ),
     ("--log-level", "MULTUS_LOG_LEVEL", "log_level", "str"),
     ("--kubelet-pod-resources", "MULTUS_KUBELET_POD_RESOURCES", "kubelet_pod_resources", "path"),
+    ("--own-plugins", "MULTUS_OWN_PLUGINS", "own_plugins", "names"),
 )
 _CHOICES = {
     "conf_source": ("configmap", "auto", "none"),
@@ -143,6 +145,8 @@ def _convert(value: str, kind: str, name: str) -> object:
         if value and not os.path.isabs(value):
             raise ConfigError(f"{name}: {value!r} must be an absolute path (or empty)")
         return value
+    if kind == "names":
+        return tuple(n.strip() for n in value.split(",") if n.strip())
     if kind == "paths":
         dirs = tuple(d for d in value.split(":") if d)
         for d in dirs:

@@ -69,11 +69,17 @@ class Handler:
         self.pool = pool
         self.netlink = netlink
         self.devices: DeviceSource | None = None
+        self.own_dir = ""  # our own plugins, from the agent's image (after the host's)
 
     def environment(self, env: dict[str, str]) -> dict[str, str]:
         """The request's environment with the daemon's CNI_PATH and no loader variables."""
         clean = {k: v for k, v in env.items() if not k.startswith("LD_")}
-        clean["CNI_PATH"] = ":".join(self.config.delegate_dirs)
+        dirs = (
+            (*self.config.delegate_dirs, self.own_dir)
+            if self.own_dir
+            else self.config.delegate_dirs
+        )
+        clean["CNI_PATH"] = ":".join(dirs)
         return clean
 
     def pin(self, stdin: bytes) -> tuple[bytes, str]:

@@ -16,7 +16,10 @@ from __future__ import annotations
 import io
 import logging
 import os
+import shutil
 import stat
+import sys
+import tempfile
 import zipfile
 
 import multus_cni
@@ -93,6 +96,23 @@ def install_thin(config: NodeConfig) -> None:
     install_file(
         os.path.join(config.cni_bin_dir, THIN_NAME), thin_plugin(config.thin_python), 0o755, "thin"
     )
+
+
+def own_plugins(config: NodeConfig) -> str:
+    """A private directory holding our own plugins (`--own-plugins`, e.g. multus-sriov,
+    which needs Python and pyroute2) from the agent's image: delegates found there run
+    in the agent's container, never chrooted into the host (which may have no Python).
+    A bare name is the console script next to the agent's interpreter."""
+    directory = tempfile.mkdtemp(prefix="multus-node-plugins-")
+    for entry in config.own_plugins:
+        source = (
+            entry if os.path.isabs(entry) else os.path.join(os.path.dirname(sys.executable), entry)
+        )
+        try:
+            shutil.copy2(source, os.path.join(directory, os.path.basename(entry)))
+        except OSError as exc:
+            logger.warning("own plugin %s not available: %s", source, exc.strerror)
+    return directory
 
 
 def install_conf(config: NodeConfig, data: bytes) -> bool:

@@ -63,8 +63,11 @@ class Agent:
         )
         self.server = Server(config.socket_dir, config.cni_cache_dir, self.dispatcher)
         self.health: metrics.HealthServer | None = None
-        # where the engine looks for a delegate: binDir, then CNI_PATH
-        plugin_dirs = tuple(dict.fromkeys((config.cni_bin_dir, *config.delegate_dirs)))
+        self.own_dir = installing.own_plugins(config) if config.own_plugins else ""
+        self.handler.own_dir = self.own_dir
+        # where the engine looks for a delegate: binDir, then CNI_PATH (ours last)
+        self.delegate_dirs = (*config.delegate_dirs, *([self.own_dir] if self.own_dir else []))
+        plugin_dirs = tuple(dict.fromkeys((config.cni_bin_dir, *self.delegate_dirs)))
         self.scanner = PluginScanner(plugin_dirs, self._report_plugins, config.plugin_scan_interval)
         self.sweeper: Sweeper | None = None
 
@@ -86,6 +89,7 @@ class Agent:
         if config.host_root:
             chroot = shutil.which("chroot") or "/usr/sbin/chroot"
             invoke.EXEC_PREFIX = (chroot, config.host_root)
+            invoke.EXEC_DIRECT = (self.own_dir,) if self.own_dir else ()
         metrics.install_engine_timer()
         self.health = metrics.HealthServer(
             config.metrics_address, config.metrics_port, self.alive, self.readiness
@@ -102,7 +106,7 @@ class Agent:
         self._start_conf_source()
         self.sweeper = Sweeper(
             config.cni_cache_dir,
-            config.delegate_dirs,
+            self.delegate_dirs,
             self._submit_sweep,
             self.caches.pods,
             config.sweep_interval,
@@ -187,6 +191,8 @@ class Agent:
                 part.stop()
         if self.health is not None:
             self.health.stop()
+        if self.own_dir:
+            shutil.rmtree(self.own_dir, ignore_errors=True)
         logger.info(
             "stopped; %s left in place", os.path.join(self.config.cni_conf_dir, "00-multus.conf")
         )

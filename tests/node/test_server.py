@@ -205,17 +205,25 @@ def test_daemon_in_its_own_mount_namespace(
     IPAM data dir is hidden under an empty tmpfs in its mount namespace), the host's
     root is mounted into it with HostToContainer propagation (`--host-root`), and a
     pod netns created after it started must still be attached. Delegates run in the
-    host's root, so the leases land in the host's data dir."""
+    host's root, so the leases land in the host's data dir; our own plugins
+    (`--own-plugins`, from the agent's image) run in the agent's container."""
     host_root = tmp_path / "hostroot"
     host_root.mkdir()
     node.data_dir.mkdir(parents=True)
+    world = fakes(tmp_path, node)
+    ours = world.delegate("ours", binary="mnd-own")
+    ours.steer(ADD={"sleep": 1.0})
     script = (
         f"mount --rbind / {host_root} && mount -t tmpfs mnd-not-the-host {node.data_dir} "
         '&& exec "$@"'
     )
     wrapper = ("unshare", "-m", "--propagation", "slave", "sh", "-c", script, "sh")
     daemon = Daemon(
-        node, tmp_path, None, wrapper=wrapper, extra=("--host-root", str(host_root))
+        node,
+        tmp_path,
+        None,
+        wrapper=wrapper,
+        extra=("--host-root", str(host_root), "--own-plugins", str(world.bin_dir / "mnd-own")),
     ).start()
     daemons.append(daemon)
     bridge = node.add_bridge("mndmnt0")
@@ -228,16 +236,20 @@ def test_daemon_in_its_own_mount_namespace(
                 "bridge": bridge,
                 "isDefaultGateway": True,
                 "ipam": node.host_local(CLUSTER),
-            }
+            },
+            ours.conf(),
         ],
     }
     netns = node.add_pod("mnd")  # after the daemon started
-    added = daemon.shim("c", "ADD", conf, container_id="mndmnt", netns=netns)
+    adding = shim_in_background(daemon, "ADD", conf, container_id="mndmnt", netns=netns)
+    pid = wait_until(lambda: ours.calls("ADD") and ours.calls("ADD")[0]["pid"], "ours running")
+    assert os.readlink(f"/proc/{pid}/root") == "/", "our own plugin is not chrooted"
+    added = finished(adding)
     assert added.rc == 0, added.stdout + daemon.log()[-2000:]
     assert Node.pod_addresses(netns)["eth0"] == [added.doc["ips"][0]["address"]]
     assert len(leases(node.data_dir)) == 1, "the lease is in the host's data dir"
     assert daemon.shim("c", "DEL", conf, container_id="mndmnt", netns=netns).rc == 0
-    assert leases(node.data_dir) == []
+    assert leases(node.data_dir) == [] and ours.marker_names() == []
 
 
 def test_sweep_dels_what_the_runtime_forgot(
