@@ -243,10 +243,13 @@ def inner(runs: int, rss_cycles: int) -> None:
                     modes[index].reads.append(len(api.reads(mark)))
                     modes[index].writes.append(sum(1 for q in cycle_requests if q[0] != "GET"))
         thick_cycles = 2 * (runs + 3)
+        checkpoints: list[tuple[int, int]] = []  # (thick cycles so far, RSS KiB)
         while thick_cycles < rss_cycles:
             api.forget()
             cycles[2](None)
             thick_cycles += 1
+            if thick_cycles % 100 == 0:
+                checkpoints.append((thick_cycles, rss_kib(daemon.pid)))
         time.sleep(1)
         busy_rss = rss_kib(daemon.pid)
         phases = daemon_phases(root / "daemon.log")
@@ -280,8 +283,9 @@ def inner(runs: int, rss_cycles: int) -> None:
         "(Go Multus v4.3 thick measured 2.01x here, thin 1.32-1.54x)"
     )
     print(
-        f"multus-node RSS: idle {idle_rss / 1024:.1f} MiB, after {thick_cycles} thick "
-        f"cycles {busy_rss / 1024:.1f} MiB"
+        f"multus-node RSS: idle {idle_rss / 1024:.1f} MiB, "
+        + ", ".join(f"after {n} thick cycles {kib / 1024:.1f} MiB" for n, kib in checkpoints)
+        + f", at the end ({thick_cycles}) {busy_rss / 1024:.1f} MiB"
     )
     print(
         "multus-node phases, mean ms per call: "
