@@ -9,6 +9,9 @@ import hashlib
 # upstream's `multus-shim`: the wire protocol is ours (see multus_cni.shim).
 SHIM_TYPE = "multus-py-shim"
 THIN_TYPE = "multus"
+# The types of a multus conf (upstream Multus's thick shim too): never a node's default
+# network, and judged as a multus conf by the operator and multusctl.
+MULTUS_CONF_TYPES = (THIN_TYPE, "multus-shim", SHIM_TYPE)
 CONF_KEY = "00-multus.conf"
 INVENTORY_KEY = "sriov-inventory.json"
 CONFIGMAP_PREFIX = "multus-node-"

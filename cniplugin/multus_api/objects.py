@@ -106,11 +106,7 @@ class InstalledPlugin(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field(
-        description="The plugin's file name: what a conf's type names.",
-        pattern=PLUGIN_NAME_PATTERN,
-        max_length=253,
-    )
+    name: PluginName = Field(description="The plugin's file name: what a conf's type names.")
     supportedVersions: list[str] = Field(
         default_factory=list,
         description="The CNI versions its VERSION command reports; empty when it gave none.",

@@ -30,8 +30,9 @@ import os
 import sys
 import time
 
+from multus_rules.names import is_safe_name
+
 from . import cnijson, versions
-from .environ import is_safe_name
 from .netconf import MAX_CONF_BYTES
 
 TYPE_CHECKING = False

@@ -29,9 +29,9 @@ from typing import Any
 from multus_api.nodeconf import CONF_KEY, INVENTORY_KEY, configmap_name
 from multus_api.settings import MultusSettings, multus_conf
 from multus_cni import cnijson
-from multus_cni.environ import is_safe_name
 from multus_cni.errors import CniError
 from multus_cni.netconf import CONF_EXTENSIONS, MAX_CONF_BYTES, decode
+from multus_rules.names import is_safe_name
 
 from . import installing, metrics
 from .config import NodeConfig

@@ -23,7 +23,7 @@ import tempfile
 import zipfile
 
 import multus_cni
-from multus_api.nodeconf import SHIM_TYPE, THIN_TYPE
+from multus_api.nodeconf import MULTUS_CONF_TYPES, SHIM_TYPE, THIN_TYPE
 from multus_cni.fsutil import fsync_dir, remove, write_atomic
 
 from . import metrics
@@ -36,7 +36,7 @@ THIN_NAME = THIN_TYPE
 CONF_NAME = "00-multus.conf"
 INVENTORY_NAME = "sriov-inventory.json"
 # A conf of one of these types is a multus conf: never a node's default network.
-MULTUS_TYPES = frozenset(("multus", "multus-shim", SHIM_NAME))
+MULTUS_TYPES = frozenset(MULTUS_CONF_TYPES)
 
 
 def install_file(path: str, data: bytes, mode: int, what: str) -> bool:

@@ -27,6 +27,7 @@ import jsonschema
 from pydantic import ValidationError
 
 from multus_api import crdgen
+from multus_api.nodeconf import MULTUS_CONF_TYPES
 from multus_api.objects import NodeState, kind_of
 from multus_api.plugins import check_plugin_conf
 from multus_api.problems import (
@@ -144,7 +145,7 @@ def validate_object(obj: Any) -> Report:
         problems = check_nodestate(obj)
     elif api_kind == ("v1", "ConfigMap") and name == SETTINGS_CONFIGMAP:
         problems = check_settings_configmap(obj)
-    elif obj.get("type") in ("multus", "multus-shim", "multus-py-shim"):
+    elif obj.get("type") in MULTUS_CONF_TYPES:
         problems = check_multus_conf(obj)
     else:
         api, kind = api_kind

@@ -15,6 +15,7 @@ import yaml
 from pydantic import ValidationError
 
 from multus_api.inventory import SriovInventory
+from multus_api.nodeconf import MULTUS_CONF_TYPES
 from multus_api.problems import Problem, from_validation_error
 from multus_api.settings import MultusSettings
 from multus_operator import rendering, validation
@@ -71,11 +72,7 @@ def _skippable(body: Any) -> bool:
     if not isinstance(body, dict):
         return False
     api = str(body.get("apiVersion") or "")
-    if api.startswith(OUR_GROUPS) or body.get("type") in (
-        "multus",
-        "multus-shim",
-        "multus-py-shim",
-    ):
+    if api.startswith(OUR_GROUPS) or body.get("type") in MULTUS_CONF_TYPES:
         return False
     meta = body.get("metadata")
     name = meta.get("name") if isinstance(meta, dict) else None
