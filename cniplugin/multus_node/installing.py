@@ -23,6 +23,7 @@ import tempfile
 import zipfile
 
 import multus_cni
+import multus_rules
 from multus_api.nodeconf import MULTUS_CONF_TYPES, SHIM_TYPE, THIN_TYPE
 from multus_cni.fsutil import fsync_dir, remove, write_atomic
 
@@ -69,19 +70,21 @@ def install_shim(config: NodeConfig) -> bool:
 
 
 def thin_plugin(python: str) -> bytes:
-    """The thin plugin as one self-contained file: a zip application of `multus_cni`
-    (standard library only) run by the host's `python`. Byte-identical for the same
-    sources, so a restart finds it unchanged and writes nothing."""
-    root = os.path.dirname(multus_cni.__file__)
+    """The thin plugin as one self-contained file: a zip application of `multus_cni` and
+    the rulebook it calls (standard library only) run by the host's `python`.
+    Byte-identical for the same sources, so a restart finds it unchanged and writes
+    nothing."""
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
         names = []
-        for directory, subdirs, files in os.walk(root):
-            subdirs[:] = sorted(d for d in subdirs if d != "__pycache__")
-            for name in sorted(files):
-                if name.endswith((".py", ".typed")):
-                    full = os.path.join(directory, name)
-                    names.append((full, os.path.relpath(full, os.path.dirname(root))))
+        for package in (multus_cni, multus_rules):
+            root = os.path.dirname(package.__file__ or "")
+            for directory, subdirs, files in os.walk(root):
+                subdirs[:] = sorted(d for d in subdirs if d != "__pycache__")
+                for name in sorted(files):
+                    if name.endswith((".py", ".typed")):
+                        full = os.path.join(directory, name)
+                        names.append((full, os.path.relpath(full, os.path.dirname(root))))
         for full, arcname in names:
             info = zipfile.ZipInfo(arcname, date_time=(1980, 1, 1, 0, 0, 0))
             info.compress_type = zipfile.ZIP_DEFLATED
