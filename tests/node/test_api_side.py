@@ -195,8 +195,12 @@ def test_plugin_scan_reports_versions_and_rescans_only_changes(tmp_path: Path) -
 
 
 def test_daemon_reports_its_plugins(node: Node, api: WatchApi, thick: Daemon) -> None:
-    state = api.get(NODESTATE, None, NODE_NAME)  # type: ignore[arg-type]
-    assert state is not None
+    # The daemon serves before its first plugin scan has reached the API.
+    state = wait_until(
+        lambda: (api.get(NODESTATE, None, NODE_NAME) or {}).get("status", {}).get("plugins")
+        and api.get(NODESTATE, None, NODE_NAME),  # type: ignore[arg-type]
+        "the NodeState with the plugins",
+    )
     plugins = {p["name"]: p["supportedVersions"] for p in state["status"]["plugins"]}
     assert {"bridge", "macvlan", "host-local", "multus-py-shim"} <= set(plugins)
     assert plugins["multus-py-shim"] == ["0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0"]

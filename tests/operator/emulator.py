@@ -280,7 +280,13 @@ class Emulator(kmock.KubernetesEmulator):
             info,
         )
         self.requests_log.append(record)
-        response = await self._answer(request, info, subject)
+        # In flight from its arrival: kmock serves only requests still in its list, and a
+        # request waiting on a webhook must not be pruned by one that arrives meanwhile.
+        self._inflight.add(id(request))
+        try:
+            response = await self._answer(request, info, subject)
+        finally:
+            self._inflight.discard(id(request))
         record.status = response.status
         return response
 
@@ -305,15 +311,12 @@ class Emulator(kmock.KubernetesEmulator):
             refusal = await self._admit(request, info)
             if refusal is not None:
                 return refusal
-        self._inflight.add(id(request))
+        # Keep kmock's request list bounded: only the requests being served.
         self._requests[:] = [r for r in self._requests if id(r) in self._inflight]
-        try:
-            if request.method.value in ("POST", "PATCH", "PUT", "DELETE"):
-                async with self._write_lock:
-                    return await self._write(request)
-            return await super()._handle(request)
-        finally:
-            self._inflight.discard(id(request))
+        if request.method.value in ("POST", "PATCH", "PUT", "DELETE"):
+            async with self._write_lock:
+                return await self._write(request)
+        return await super()._handle(request)
 
     def _authorize(self, subject: Subject, info: RequestInfo, path: str) -> str | None:
         if not info.is_resource:
