@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from tests.k8s.emulator import NAD, NETWORK, POD, Api
-from tests.support.cni import CNI_PLUGINS, CniCall
+from tests.support.cni import CNI_PLUGINS, CniCall, pod_args
 from tests.support.lab import Node, checked_node, missing_prerequisites, record_outcome
 
 PREFIX = "mid"
@@ -117,12 +117,7 @@ class Lab:
     ) -> CniCall:
         args = kwargs.pop("cni_args", None)
         if args is None and pod is not None:
-            meta = pod["metadata"]
-            args = (
-                f"IgnoreUnknown=1;K8S_POD_NAMESPACE={meta['namespace']};"
-                f"K8S_POD_NAME={meta['name']};K8S_POD_INFRA_CONTAINER_ID={container_id};"
-                f"K8S_POD_UID={meta['uid']}"
-            )
+            args = pod_args(pod, container_id)
         return self.node.run(
             command,
             conf,

@@ -22,7 +22,7 @@ import pytest
 
 from tests.k8s.conftest import Lab
 from tests.node.emulator import WatchApi
-from tests.support.cni import CNI_PLUGINS, REPO, VENV_BIN, CniCall, run_multus
+from tests.support.cni import CNI_PLUGINS, REPO, VENV_BIN, CniCall, pod_args, run_multus
 from tests.support.lab import PASSED as PASSED_KEY
 from tests.support.lab import Node, checked_node, missing_prerequisites, record_outcome
 
@@ -296,12 +296,7 @@ class ThickLab(Lab):
     ) -> CniCall:
         args = kwargs.pop("cni_args", None)
         if args is None and pod is not None:
-            meta = pod["metadata"]
-            args = (
-                f"IgnoreUnknown=1;K8S_POD_NAMESPACE={meta['namespace']};"
-                f"K8S_POD_NAME={meta['name']};K8S_POD_INFRA_CONTAINER_ID={container_id};"
-                f"K8S_POD_UID={meta['uid']}"
-            )
+            args = pod_args(pod, container_id)
         kwargs.pop("cni_path", None)
         return self.daemon.shim(
             self.shim,
@@ -355,14 +350,6 @@ def thick(node: Node, api: WatchApi, tmp_path: Path, daemons: list[Daemon], c_sh
 @pytest.fixture
 def thick_lab(node: Node, api: WatchApi, tmp_path: Path, thick: Daemon) -> ThickLab:
     return ThickLab(node, api, tmp_path, thick, "c")
-
-
-def pod_args(pod: dict[str, Any], container_id: str = "") -> str:
-    meta = pod["metadata"]
-    return (
-        f"IgnoreUnknown=1;K8S_POD_NAMESPACE={meta['namespace']};K8S_POD_NAME={meta['name']};"
-        f"K8S_POD_INFRA_CONTAINER_ID={container_id};K8S_POD_UID={meta['uid']}"
-    )
 
 
 def nad(api: WatchApi, name: str, config: dict[str, Any], namespace: str = "default") -> None:

@@ -21,7 +21,7 @@ from multus_node.watching import WatchCache
 from tests.k8s.emulator import Fault
 from tests.node.conftest import NODE_NAME, Daemon
 from tests.node.emulator import NODE, NODESTATE, WatchApi
-from tests.support.cni import CNI_PLUGINS, run_multus
+from tests.support.cni import CNI_PLUGINS, run_multus, wait_until
 from tests.support.lab import Node
 
 POD = "v1/pods"
@@ -38,16 +38,6 @@ def host_api(tmp_path: Path) -> Iterator[tuple[WatchApi, KubeApi]]:
     finally:
         client.close()
         emulator.close()
-
-
-def wait_until(check: Any, what: str, timeout: float = 10) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = check()
-        if found:
-            return found
-        time.sleep(0.02)
-    raise AssertionError(f"{what} within {timeout}s")
 
 
 def pod(name: str, node: str = NODE_NAME, **annotations: str) -> dict[str, Any]:
@@ -196,11 +186,11 @@ def test_plugin_scan_reports_versions_and_rescans_only_changes(tmp_path: Path) -
 
 def test_daemon_reports_its_plugins(node: Node, api: WatchApi, thick: Daemon) -> None:
     # The daemon serves before its first plugin scan has reached the API.
-    state = wait_until(
-        lambda: (api.get(NODESTATE, None, NODE_NAME) or {}).get("status", {}).get("plugins")
-        and api.get(NODESTATE, None, NODE_NAME),  # type: ignore[arg-type]
-        "the NodeState with the plugins",
-    )
+    def reported() -> dict[str, Any] | None:
+        state = api.get(NODESTATE, None, NODE_NAME)  # type: ignore[arg-type]
+        return state if state and (state.get("status") or {}).get("plugins") else None
+
+    state = wait_until(reported, "the NodeState with the plugins")
     plugins = {p["name"]: p["supportedVersions"] for p in state["status"]["plugins"]}
     assert {"bridge", "macvlan", "host-local", "multus-py-shim"} <= set(plugins)
     assert plugins["multus-py-shim"] == ["0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0"]

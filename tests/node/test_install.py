@@ -18,7 +18,7 @@ from multus_api.nodeconf import configmap_name
 from multus_api.settings import MultusSettings, multus_conf
 from tests.node.conftest import MULTUS_NODE, NODE_NAME, SHIMS, Daemon
 from tests.node.emulator import CONFIGMAP, WatchApi
-from tests.support.cni import CNI_PLUGINS, run_multus
+from tests.support.cni import CNI_PLUGINS, run_multus, wait_until
 from tests.support.lab import Node
 
 pytestmark = pytest.mark.usefixtures("c_shim")
@@ -39,16 +39,6 @@ def set_configmap(api: WatchApi, data: dict[str, str], name: str = CM_NAME) -> N
             "data": data,
         },
     )
-
-
-def wait_until(check: Any, what: str, timeout: float = 20) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = check()
-        if found:
-            return found
-        time.sleep(0.05)
-    raise AssertionError(f"{what} within {timeout}s")
 
 
 def text(path: Path) -> str | None:

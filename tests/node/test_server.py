@@ -18,7 +18,7 @@ import pytest
 from tests.fakes.harness import FakeWorld
 from tests.node.conftest import NODE_NAME, Daemon, nad, pod_args
 from tests.node.emulator import WatchApi
-from tests.support.cni import CNI_PLUGINS, CniCall, leases
+from tests.support.cni import CNI_PLUGINS, CniCall, leases, wait_until
 from tests.support.lab import Node
 
 pytestmark = pytest.mark.usefixtures("c_shim")
@@ -61,16 +61,6 @@ def shim_in_background(daemon: Daemon, command: str, conf: dict[str, Any], **kwa
 def finished(proc: Any, timeout: float = 60) -> CniCall:
     proc.wait(timeout)
     return CniCall(proc.returncode, proc.stdout.read().decode(), proc.stderr.read().decode())
-
-
-def wait_until(check: Any, what: str, timeout: float = 20) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = check()
-        if found:
-            return found
-        time.sleep(0.05)
-    raise AssertionError(f"{what} within {timeout}s")
 
 
 def test_overflow_answers_add_with_11_and_still_serves_del(

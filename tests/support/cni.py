@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -18,6 +19,27 @@ REPO = Path(__file__).resolve().parents[2]
 VENV_BIN = Path(sys.executable).parent
 MULTUS = str(VENV_BIN / "multus")
 CNI_PLUGINS = "/usr/lib/cni"
+
+
+def pod_args(pod: dict[str, Any], container_id: str = "") -> str:
+    """`CNI_ARGS` as kubelet passes them for `pod` (as returned by the API)."""
+    meta = pod["metadata"]
+    return (
+        f"IgnoreUnknown=1;K8S_POD_NAMESPACE={meta['namespace']};K8S_POD_NAME={meta['name']};"
+        f"K8S_POD_INFRA_CONTAINER_ID={container_id};K8S_POD_UID={meta['uid']}"
+    )
+
+
+def wait_until(check: Any, what: str, timeout: float = 20) -> Any:
+    """`check()`'s first truthy answer, polled; an AssertionError naming `what` after
+    `timeout` seconds (daemons and watches act in their own time)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = check()
+        if found:
+            return found
+        time.sleep(0.02)
+    raise AssertionError(f"{what} within {timeout}s")
 
 
 @dataclass
