@@ -1,6 +1,6 @@
 """Cluster-wide multus settings (`settings.yaml` in the `multus-settings` ConfigMap).
 
-Written by the Helm chart, read by the operator, which renders each node's
+Applied by the cluster's admin, read by the operator, which renders each node's
 `00-multus.conf` from them. Per-node overrides are selected by node labels.
 """
 

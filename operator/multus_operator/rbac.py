@@ -1,4 +1,4 @@
-"""The RBAC each component needs, from `rbac/rules.yaml` (the Helm chart includes it).
+"""The RBAC each component needs, from `rbac/rules.yaml` (a deployment takes it from there).
 
 The file maps a component (`operator`, `plugin`, `node`) to a list of rules, each
 `{apiGroups, resources, verbs, scope}`: `scope: cluster` goes in a ClusterRole,
