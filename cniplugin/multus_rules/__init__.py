@@ -15,6 +15,8 @@ one the plugin attaches, and a refusal names the same field on both sides.
 - `multusconf`: the keys of the `"type": "multus"` conf, Kubernetes-mode keys included
 - `interfaces`: which network gets which interface name
 - `isolation`: which namespaces a pod may take networks from
+- `sriov`: which VF an `if0` network may take, which PFs a device plugin owns (the
+  sriov delegate picks by it, the operator's `Ready` reports by it)
 
 Standard library only, and cheap to import: the plugin is exec'd per pod. No module
 here imports `re`, `json`, `typing`, `enum` or `dataclasses`.

@@ -29,7 +29,16 @@ from multus_cni.fsutil import ensure_dir, remove, write_atomic
 from multus_cni.logs import log
 from multus_cni.netns import check_netns, netns_for_del
 
-from . import config, ipam
+from multus_rules.sriov import (
+    NO_NETDEV,
+    externally_managed_problem,
+    is_externally_managed,
+    no_free_vf_problem,
+    no_vfs_problem,
+    vf_unusable,
+)
+
+from . import config, ipam, nodeinventory
 from .allocation import Allocations, Lock, is_stale, netns_id
 from .sysfs import Sysfs, Vf
 from .vfsettings import FRESH, VfSettingsError, for_environment
@@ -40,6 +49,7 @@ if TYPE_CHECKING:
 
     from multus_cni.environ import CniEnv
 
+    from .nodeinventory import NodeInventory
     from .rtnl import Link, Namespaces, Netlink
     from .settings import Settings
     from .vfsettings import VfSettings
@@ -121,25 +131,20 @@ class Sriov:
                 )
             time.sleep(0.05)
 
-    def _owner_check(self, conf: config.SriovConf, pf_pci: str) -> None:
-        """Free-VF picking only on PFs no device plugin or DRA driver hands out."""
-        try:
-            with open(self.settings.inventory, "rb") as handle:
-                doc = cnijson.loads(handle.read())
-        except FileNotFoundError:
-            return
-        except (OSError, ValueError) as exc:
-            raise CniError(
-                f"SR-IOV inventory {self.settings.inventory} cannot be read: {exc}", code=5
-            ) from None
-        managed = doc.get("externallyManaged") if isinstance(doc, dict) else None
-        if isinstance(managed, list) and (conf.if0 in managed or pf_pci in managed):
+    def _find_pf(self, conf: config.SriovConf, inventory: NodeInventory | None) -> str:
+        """The PCI address of PF `if0`: where the node's inventory says it is (checked
+        against sysfs), else found by a walk over the PCI devices."""
+        listed = inventory.pf_address(conf.if0) if inventory is not None else None
+        if listed and self.sysfs.is_pf(listed) and self.sysfs.pf_name(listed) == conf.if0:
+            return listed
+        pf_pci = self.sysfs.find_pf(conf.if0)
+        if pf_pci is None:
+            known = [self.sysfs.pf_name(p) or p for p in self.sysfs.pf_addresses()]
             raise InvalidConfig(
-                f"if0: PF {conf.if0} ({pf_pci}) is managed by a device plugin or DRA driver "
-                f"(externallyManaged in {self.settings.inventory}); picking a free VF here "
-                "could give one VF to two pods. Name the VF by deviceID instead (the NAD's "
-                "k8s.v1.cni.cncf.io/resourceName makes multus inject it)"
+                f"if0: no SR-IOV PF named {conf.if0} on this node (PFs: "
+                f"{', '.join(known) or 'none'})"
             )
+        return pf_pci
 
     def _new_record(self, vf: Vf, conf: config.SriovConf) -> dict[str, Any]:
         return {
@@ -215,31 +220,30 @@ class Sriov:
         return record, None
 
     def _pick_free(self, conf: config.SriovConf) -> tuple[Vf, Lock, dict[str, Any]]:
-        pf_pci = self.sysfs.find_pf(conf.if0)
-        if pf_pci is None:
-            known = [self.sysfs.pf_name(p) or p for p in self.sysfs.pf_addresses()]
+        inventory = nodeinventory.load(self.settings.inventory)
+        pf_pci = self._find_pf(conf, inventory)
+        if inventory is not None and is_externally_managed(
+            conf.if0, pf_pci, inventory.externally_managed
+        ):
             raise InvalidConfig(
-                f"if0: no SR-IOV PF named {conf.if0} on this node (PFs: "
-                f"{', '.join(known) or 'none'})"
+                f"if0: {externally_managed_problem(conf.if0, pf_pci)} (externallyManaged in "
+                f"{inventory.path})"
             )
-        self._owner_check(conf, pf_pci)
         vfs = self.sysfs.vfs(pf_pci)
         if conf.vf_index is not None:
             vfs = [vf for vf in vfs if vf.index == conf.vf_index]
             if not vfs:
                 raise InvalidConfig(f"vf: PF {conf.if0} has no VF {conf.vf_index}")
         if not vfs:
-            raise InvalidConfig(
-                f"if0: PF {conf.if0} has no VFs (sriov_numvfs is 0); multus never creates them: "
-                "the SR-IOV network operator or the node's admin sets sriov_numvfs"
-            )
+            raise InvalidConfig(f"if0: {no_vfs_problem(conf.if0)}")
         pf_lock = self.allocs.pf_lock(pf_pci)
         pf_lock.acquire(None)
         skipped: dict[str, list[str]] = {}
         try:
             for vf in vfs:
-                if vf.dpdk and conf.dpdk is None:
-                    skipped.setdefault(f"on a DPDK driver ({vf.driver})", []).append(vf.pci)
+                unusable = vf_unusable(vf.driver, vf.netdev, conf.dpdk is not None)
+                if unusable is not None:
+                    skipped.setdefault(unusable, []).append(vf.pci)
                     continue
                 lock = Lock(os.path.join(self.allocs.locks, f"vf-{vf.pci}.lock"))
                 if not lock.acquire(0):
@@ -247,14 +251,13 @@ class Sriov:
                     continue
                 record, holder = self._claim(vf, conf, lock)
                 if record is None:
-                    why = "attached to pods" if holder else "without a netdev on the host"
+                    why = "attached to pods" if holder else NO_NETDEV
                     skipped.setdefault(why, []).append(vf.pci)
                     continue
                 return vf, lock, record
         finally:
             pf_lock.release()
-        why = "; ".join(f"{len(v)} {k}" for k, v in skipped.items())
-        raise TryAgainLater(f"if0: PF {conf.if0} has no free VF ({len(vfs)} VFs: {why})")
+        raise TryAgainLater(f"if0: {no_free_vf_problem(conf.if0, len(vfs), skipped)}")
 
     # ---- ADD ----
 

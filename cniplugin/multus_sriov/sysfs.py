@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import os
 
-DPDK_DRIVERS = frozenset(("vfio-pci", "uio_pci_generic", "igb_uio"))
+from multus_rules.sriov import DPDK_DRIVERS
+
 NETWORK_CLASS = "0x02"
 LINK_TYPES = {1: "ether", 32: "infiniband"}
 

@@ -35,7 +35,7 @@ HEAVY = (
 RULEBOOK = (
     "multus_rules.cnijson, multus_rules.confs, multus_rules.findings, "
     "multus_rules.interfaces, multus_rules.isolation, multus_rules.multusconf, "
-    "multus_rules.names, multus_rules.objects, multus_rules.versions"
+    "multus_rules.names, multus_rules.objects, multus_rules.sriov, multus_rules.versions"
 )
 
 

@@ -79,7 +79,7 @@ def test_exhaustion_is_a_clear_error_and_leaks_nothing(node: Node, nic: FakeNic)
     doc = third.doc
     assert doc["code"] == 11
     assert (
-        "PF enp2s0 has no free VF (3 VFs: 2 attached to pods; 1 on a DPDK driver (vfio-pci))"
+        "no free VF on PF enp2s0 (3 VFs: 2 attached to pods; 1 on a DPDK driver (vfio-pci))"
         in doc["msg"]
     )
     assert node.pod_links(pods[2]) == {"lo"}

@@ -1,0 +1,66 @@
+"""Which VF an `if0` network may take, and which PFs are not ours to pick from: one rule
+for the sriov delegate (which VF it picks at ADD) and the operator (whether a network
+is usable on a node, and why not), so `Ready` says what an ADD would find.
+
+A VF is a candidate for free-VF picking when it is on a kernel driver and its netdev is
+in the host's network namespace (or held by a pod of ours: the inventory reports such a
+VF as it was before the pod took it). A VF on a DPDK driver has no netdev to move; it
+is taken only by a conf whose `dpdk` block rebinds drivers anyway. A kernel VF without
+a netdev on the host is held by another plugin (or a pod it gave it to), or has no
+driver bound.
+"""
+
+from __future__ import annotations
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+SRIOV_TYPES = ("sriov", "multus-sriov")  # the SR-IOV delegate under either of its names
+DPDK_DRIVERS = frozenset(("vfio-pci", "uio_pci_generic", "igb_uio"))
+ON_DPDK = "on a DPDK driver"
+NO_NETDEV = "without a netdev on the host"
+
+
+def vf_unusable(driver: str | None, netdev: str | None, dpdk_block: bool) -> str | None:
+    """None when free-VF picking may take this VF, else why not ("on a DPDK driver
+    (vfio-pci)", NO_NETDEV).
+    `dpdk_block`: the conf has the seed's `dpdk` block (it rebinds the VF itself)."""
+    if driver in DPDK_DRIVERS:
+        return None if dpdk_block else f"{ON_DPDK} ({driver})"
+    if not netdev:
+        return NO_NETDEV
+    return None
+
+
+def is_externally_managed(pf_name: str, pf_pci: str, managed: Iterable[str]) -> bool:
+    """Whether a device plugin or DRA driver hands out this PF's VFs (the settings'
+    `sriov.externallyManaged`: PF names or PCI addresses)."""
+    listed = set(managed)
+    return pf_name in listed or pf_pci in listed
+
+
+def externally_managed_problem(pf_name: str, pf_pci: str) -> str:
+    return (
+        f"PF {pf_name} ({pf_pci}) is managed by a device plugin or DRA driver "
+        "(sriov.externallyManaged): picking a free VF of it could give one VF to two pods; "
+        "name the VF by deviceID instead (a NAD's k8s.v1.cni.cncf.io/resourceName)"
+    )
+
+
+def no_vfs_problem(pf_name: str) -> str:
+    return (
+        f"PF {pf_name} has no VFs (sriov_numvfs is 0); multus never creates them: the "
+        "SR-IOV network operator or the node's admin sets sriov_numvfs"
+    )
+
+
+def no_free_vf_problem(pf_name: str, total: int, skipped: dict[str, list[str]]) -> str:
+    """Why none of the `total` VFs of a PF can be picked; `skipped`: reason -> VF PCI
+    addresses (the reasons above, or the delegate's own such as "attached to pods")."""
+    dpdk = sum(len(v) for k, v in skipped.items() if k.startswith(ON_DPDK))
+    if total and dpdk == total:
+        every = "its only VF is" if total == 1 else f"all {total} VFs are"
+        return f"no free VF on PF {pf_name}: {every} on a DPDK driver"
+    why = "; ".join(f"{len(v)} {k}" for k, v in skipped.items())
+    return f"no free VF on PF {pf_name} ({total} VF{'s' * (total != 1)}: {why})"
