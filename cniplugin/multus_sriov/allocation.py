@@ -95,7 +95,9 @@ class Allocations:
     def path(self, vf_pci: str) -> str:
         return os.path.join(self.records, f"{vf_pci}.json")
 
-    def load(self, vf_pci: str) -> dict[str, Any] | None:
+    def load(self, vf_pci: str, quarantine: bool = True) -> dict[str, Any] | None:
+        """The record of VF `vf_pci` (None: none). One that is not ours to trust is moved
+        aside, unless `quarantine` is off (a reader that must change nothing: discovery)."""
         try:
             with open(self.path(vf_pci), "rb") as handle:
                 data = handle.read()
@@ -108,10 +110,11 @@ class Allocations:
         except ValueError:
             record = None
         if not isinstance(record, dict) or record.get("kind") != KIND:
-            # Half-written records cannot exist (atomic writes); anything else is not ours
-            # to trust, and must not hold the VF for ever: move it aside.
-            aside = self.path(vf_pci) + f".corrupt.{int(time.time())}"
-            os.replace(self.path(vf_pci), aside)
+            if quarantine:
+                # Half-written records cannot exist (atomic writes); anything else is not
+                # ours to trust, and must not hold the VF for ever: move it aside.
+                aside = self.path(vf_pci) + f".corrupt.{int(time.time())}"
+                os.replace(self.path(vf_pci), aside)
             return None
         return record
 
@@ -125,7 +128,7 @@ class Allocations:
     def delete(self, vf_pci: str) -> None:
         remove(self.path(vf_pci))
 
-    def all(self) -> list[dict[str, Any]]:
+    def all(self, quarantine: bool = True) -> list[dict[str, Any]]:
         try:
             names = sorted(os.listdir(self.records))
         except FileNotFoundError:
@@ -134,7 +137,7 @@ class Allocations:
         for name in names:
             if name.endswith(".json") and not name.startswith("."):
                 try:
-                    record = self.load(name[: -len(".json")])
+                    record = self.load(name[: -len(".json")], quarantine)
                 except (IoFailure, OSError):
                     continue
                 if record is not None:

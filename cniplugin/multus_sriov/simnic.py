@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import os
 
+from .vfsettings import SimVfSettings
+
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
@@ -54,10 +56,13 @@ def write_pf(
     vfs: list[dict[str, Any]],
     *,
     vf_bus: int,
+    sim_state: str = "",
 ) -> list[str]:
     """Write a PF (`name`, `pci`, `mac`, `mtu`, optional `speed`, `vendor`, `device`,
     `driver`, `total`) and its VFs (each `netdev` with `mac`/`mtu`, or none and a DPDK
-    `driver`, plus optional `device`); the VFs' PCI addresses, by index."""
+    `driver`, plus optional `device`); the VFs' PCI addresses, by index. With
+    `sim_state`, the simulated NIC reports every VF's settings, unconfigured, as a real
+    one does through its PF."""
     devices = os.path.join(root, "sys", "bus", "pci", "devices")
     dev = os.path.join(devices, pf["pci"])
     os.makedirs(dev)
@@ -82,4 +87,6 @@ def write_pf(
         if vf.get("netdev"):
             _netdev(vf_dev, vf["netdev"], vf)
         addresses.append(pci)
+        if sim_state:
+            SimVfSettings(sim_state).apply(pf["name"], index, {})
     return addresses

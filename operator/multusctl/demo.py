@@ -130,7 +130,9 @@ def simulated_nic(work: Path) -> None:
         )
         vfs.append({"netdev": name, **facts(name)})
     pf = {"name": PF_NAME, "pci": PF_PCI, "speed": 25000, **facts(PF_NAME)}
-    simnic.write_pf(str(work / "nic"), pf, vfs, vf_bus=0x0C)
+    simnic.write_pf(
+        str(work / "nic"), pf, vfs, vf_bus=0x0C, sim_state=str(work / "nic" / "sim-nic.json")
+    )
 
 
 def call_multus(

@@ -217,8 +217,10 @@ def add_inventory(sub: Any) -> None:
         help="print this node's SR-IOV inventory (the document multus-node reports)",
         description=(
             "PFs and VFs from $MULTUS_SYSFS_ROOT/sys/bus/pci/devices (default /), VF settings "
-            "through the PF (or the simulated NIC of $MULTUS_SRIOV_SIM_STATE); checked against "
-            "the NodeState schema before it is printed."
+            "through the PF (or the simulated NIC of $MULTUS_SRIOV_SIM_STATE), VFs our pods "
+            "hold as they were before (the records in $MULTUS_SRIOV_CACHE_DIR), PFs a device "
+            "plugin manages by PCI facts only (the node's $MULTUS_SRIOV_INVENTORY): the same "
+            "document multus-node reports, checked against the NodeState schema."
         ),
     )
     p.add_argument("--sysfs-root", help="root of the sysfs tree (default $MULTUS_SYSFS_ROOT or /)")
@@ -229,13 +231,13 @@ def add_inventory(sub: Any) -> None:
 def cmd_inventory(args: argparse.Namespace) -> int:
     import json
 
-    from multus_sriov.discovery import discover
+    from multus_sriov.discovery import report
     from multus_sriov.settings import Settings
-    from multus_sriov.vfsettings import for_environment
 
     settings = Settings()
-    root = args.sysfs_root or settings.sysfs_root
-    doc = discover(root, for_environment(settings.sim_state))
+    if args.sysfs_root:
+        settings.sysfs_root = args.sysfs_root
+    doc = report(settings)
     try:
         SriovInventory.model_validate(doc)
     except ValidationError as exc:  # a sysfs we misread: say so rather than print it

@@ -95,7 +95,9 @@ class FakeNic:
             "speed": speed,
             **self._facts(name),
         }
-        addresses = simnic.write_pf(str(self.root), facts, vfs, vf_bus=vf_bus)
+        addresses = simnic.write_pf(
+            str(self.root), facts, vfs, vf_bus=vf_bus, sim_state=str(self.sim_state)
+        )
         pf = FakePf(name, pci, vendor, device, driver, total)
         for index, (vf, address) in enumerate(zip(vfs, addresses, strict=True)):
             pf.vfs.append(

@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from multus_sriov.vfsettings import FRESH
 from tests.sriov.conftest import CNI_PATH
 from tests.sriov.rig import FakeNic
 from tests.support.cni import VENV_BIN, CniCall, run_multus
@@ -268,7 +269,7 @@ def test_bad_conf_is_code_7_naming_the_field_and_leaves_nothing(
     assert call.doc["code"] == 7, call.doc
     assert field in call.doc["msg"]
     assert node.pod_links(pod) == {"lo"}
-    assert nic.vf_state("enp2s0", 0) == {}
+    assert nic.vf_state("enp2s0", 0) == FRESH
 
 
 def test_externally_managed_pf_refuses_free_vf_picking(node: Node, nic: FakeNic) -> None:

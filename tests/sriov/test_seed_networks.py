@@ -9,6 +9,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from multus_sriov.vfsettings import FRESH
 from tests.sriov.rig import FakeNic
 from tests.support.cni import REPO
 from tests.support.lab import Node
@@ -54,7 +55,7 @@ def test_seed_sriov_networks_add_check_del(node: Node, nic: FakeNic) -> None:
     # the VFs taken are the first free ones; VLAN 210 is recorded on enp2s0's VF 0
     assert nic.host_link("enp12s0f1v0") is None and nic.host_link("enp2s0v0") is None
     assert nic.vf_state("enp2s0", 0)["vlan"] == 210
-    assert nic.vf_state("enp12s0f1", 0) == {}  # sriov-conf sets no VF property
+    assert nic.vf_state("enp12s0f1", 0) == FRESH  # sriov-conf sets no VF property
     # the pod-side interfaces keep the VF's own MAC (none requested)
     inside = json.loads(node.pod_ip(pod, "-j", "link", "show", "net0"))[0]
     assert inside["address"] == before["enp12s0f1v0"]["address"]  # type: ignore[index]
