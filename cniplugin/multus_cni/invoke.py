@@ -29,6 +29,10 @@ EXEC_PREFIX: tuple[str, ...] = ()
 # Directories whose binaries run directly all the same: the host's own plugins of ours
 # that live in that container's image.
 EXEC_DIRECT: tuple[str, ...] = ()
+# Plugin names a host maps to a binary of its own, whatever the plugin dirs hold:
+# multus-node's `--sriov-type multus-sriov` maps "sriov" to our SR-IOV delegate where
+# the SR-IOV network operator's own `sriov` sits in binDir. Set once, at start.
+PLUGIN_OVERRIDES: dict[str, str] = {}
 MAX_STDOUT = 1 << 20
 MAX_STDERR_KEPT = 64 << 10
 ETXTBSY_RETRIES = 5
@@ -40,6 +44,9 @@ def find_plugin(ptype: str, dirs: list[str], where: str) -> str:
     A symlink is followed only when its target stays inside a plugin directory, so a
     conf cannot smuggle in an arbitrary binary through a planted link.
     """
+    override = PLUGIN_OVERRIDES.get(ptype)
+    if override is not None:
+        return override
     problems: list[str] = []
     real_dirs = [os.path.realpath(d) for d in dirs]
     for directory in dirs:

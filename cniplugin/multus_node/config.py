@@ -47,6 +47,13 @@ class NodeConfig:
     log_level: str = "info"
     kubelet_pod_resources: str = "/var/lib/kubelet/pod-resources/kubelet.sock"
     own_plugins: tuple[str, ...] = ("multus-sriov",)  # served from the agent's image
+    # SR-IOV: discovery and the sriov delegate (multus-sriov) the agent runs
+    sysfs_root: str = "/"
+    sriov_sim_state: str = ""  # a simulated NIC's VF settings file (tests, demos)
+    sriov_devinfo_dir: str = "/var/run/k8s.cni.cncf.io/devinfo/cni"
+    sriov_dpdk_bind: str = "deny"  # allow: honour the seed's `dpdk` block (driver rebinding)
+    sriov_discovery_interval: float = 60.0  # 0 = no SR-IOV discovery
+    sriov_type: str = "host"  # what `"type": "sriov"` runs: host (the plugin dirs') | multus-sriov
 
     @property
     def delegate_dirs(self) -> tuple[str, ...]:
@@ -61,6 +68,30 @@ class NodeConfig:
         """Our own files in the conf dir: a subdirectory, since runtimes load every
         .conf, .conflist and .json file of the conf dir itself as a network."""
         return os.path.join(self.cni_conf_dir, "multus.d")
+
+    @property
+    def sriov_cache_dir(self) -> str:
+        """The sriov delegate's allocation records and locks, under the attachment cache."""
+        return os.path.join(self.cni_cache_dir, "sriov")
+
+    @property
+    def sriov_inventory(self) -> str:
+        return os.path.join(self.multus_d, "sriov-inventory.json")
+
+    def sriov_environment(self) -> dict[str, str]:
+        """What the sriov delegate reads from its environment (`multus_sriov.settings`),
+        from this agent's configuration: given to every delegate it runs, in place of
+        whatever a request says (these decide which files a delegate writes as root)."""
+        env = {
+            "MULTUS_SYSFS_ROOT": self.sysfs_root,
+            "MULTUS_SRIOV_CACHE_DIR": self.sriov_cache_dir,
+            "MULTUS_SRIOV_INVENTORY": self.sriov_inventory,
+            "MULTUS_SRIOV_DEVINFO_DIR": self.sriov_devinfo_dir,
+            "MULTUS_SRIOV_DPDK_BIND": self.sriov_dpdk_bind,
+        }
+        if self.sriov_sim_state:
+            env["MULTUS_SRIOV_SIM_STATE"] = self.sriov_sim_state
+        return env
 
     @property
     def thin_kubeconfig(self) -> str:
@@ -108,11 +139,24 @@ _OPTIONS: tuple[tuple[str, str, str, str], ...] = (
     ("--log-level", "MULTUS_LOG_LEVEL", "log_level", "str"),
     ("--kubelet-pod-resources", "MULTUS_KUBELET_POD_RESOURCES", "kubelet_pod_resources", "path"),
     ("--own-plugins", "MULTUS_OWN_PLUGINS", "own_plugins", "names"),
+    ("--sysfs-root", "MULTUS_SYSFS_ROOT", "sysfs_root", "path"),
+    ("--sriov-sim-state", "MULTUS_SRIOV_SIM_STATE", "sriov_sim_state", "opt-path"),
+    ("--sriov-devinfo-dir", "MULTUS_SRIOV_DEVINFO_DIR", "sriov_devinfo_dir", "path"),
+    ("--sriov-dpdk-bind", "MULTUS_SRIOV_DPDK_BIND", "sriov_dpdk_bind", "str"),
+    (
+        "--sriov-discovery-interval",
+        "MULTUS_SRIOV_DISCOVERY_INTERVAL",
+        "sriov_discovery_interval",
+        "seconds",
+    ),
+    ("--sriov-type", "MULTUS_SRIOV_TYPE", "sriov_type", "str"),
 )
 _CHOICES = {
     "conf_source": ("configmap", "auto", "none"),
     "mode": ("thick", "thin"),
     "log_level": ("debug", "info", "warning", "error"),
+    "sriov_dpdk_bind": ("allow", "deny"),
+    "sriov_type": ("host", "multus-sriov"),
 }
 
 
@@ -193,4 +237,11 @@ def load(
         values[field] = value
     if not values.get("node_name"):
         raise ConfigError("--node-name (MULTUS_NODE_NAME) is required")
-    return str(args.command), NodeConfig(**values)  # type: ignore[arg-type]
+    config = NodeConfig(**values)  # type: ignore[arg-type]
+    own = {os.path.basename(p) for p in config.own_plugins}
+    if config.sriov_type == "multus-sriov" and "multus-sriov" not in own:
+        raise ConfigError(
+            "--sriov-type multus-sriov needs multus-sriov among --own-plugins "
+            "(MULTUS_OWN_PLUGINS), which is where it runs from"
+        )
+    return str(args.command), config

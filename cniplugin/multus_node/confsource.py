@@ -24,6 +24,7 @@ import hashlib
 import logging
 import os
 import threading
+from collections.abc import Callable
 from typing import Any
 
 from multus_api.nodeconf import CONF_KEY, INVENTORY_KEY, configmap_name
@@ -102,9 +103,16 @@ class Installed:
 class ConfigMapSource:
     """Watches this node's ConfigMap and installs what it holds."""
 
-    def __init__(self, api: KubeApi, config: NodeConfig, installed: Installed) -> None:
+    def __init__(
+        self,
+        api: KubeApi,
+        config: NodeConfig,
+        installed: Installed,
+        on_inventory: Callable[[], None] | None = None,
+    ) -> None:
         self.config = config
         self.installed = installed
+        self.on_inventory = on_inventory  # the inventory file changed
         self.name = configmap_name(config.node_name)
         self.cache = WatchCache(
             api,
@@ -140,7 +148,9 @@ class ConfigMapSource:
             self.installed.conf(conf.encode())
         inventory = data.get(INVENTORY_KEY)
         if isinstance(inventory, str):
-            installing.install_inventory(self.config, inventory.encode())
+            changed = installing.install_inventory(self.config, inventory.encode())
+            if changed and self.on_inventory is not None:
+                self.on_inventory()
 
 
 def default_network(conf_dir: str) -> tuple[str, dict[str, Any]] | None:

@@ -7,7 +7,8 @@ could make the daemon run or read what the caller chooses comes from the daemon'
 configuration, never from the request, or anyone who reaches the socket could run any
 binary as root: `CNI_PATH` and `binDir` (where delegates are found), `cniDir` (the
 attachment records), `confDir`, `logFile` and `kubeconfig`. The dynamic loader's
-`LD_*` variables are dropped for the same reason.
+`LD_*` variables are dropped for the same reason, and the sriov delegate's
+`MULTUS_SYSFS_ROOT` / `MULTUS_SRIOV_*` are the daemon's own (`--sysfs-root`, ...).
 """
 
 from __future__ import annotations
@@ -35,6 +36,9 @@ if TYPE_CHECKING:
 logger = logging.getLogger("multus_node.handling")
 
 PINNED_CONF_KEYS = ("binDir", "cniDir", "confDir", "logFile", "kubeconfig")
+# The dynamic loader's variables, and the sriov delegate's (which sysfs tree, which
+# records and files it writes): never the request's; the latter are the daemon's own.
+DROPPED_PREFIXES = ("LD_", "MULTUS_SRIOV_", "MULTUS_SYSFS_ROOT")
 
 
 @dataclasses.dataclass
@@ -70,16 +74,19 @@ class Handler:
         self.netlink = netlink
         self.devices: DeviceSource | None = None
         self.own_dir = ""  # our own plugins, from the agent's image (after the host's)
+        self.sriov_env = config.sriov_environment()
 
     def environment(self, env: dict[str, str]) -> dict[str, str]:
-        """The request's environment with the daemon's CNI_PATH and no loader variables."""
-        clean = {k: v for k, v in env.items() if not k.startswith("LD_")}
+        """The request's environment with the daemon's CNI_PATH and SR-IOV settings, and
+        no loader variables."""
+        clean = {k: v for k, v in env.items() if not k.startswith(DROPPED_PREFIXES)}
         dirs = (
             (*self.config.delegate_dirs, self.own_dir)
             if self.own_dir
             else self.config.delegate_dirs
         )
         clean["CNI_PATH"] = ":".join(dirs)
+        clean.update(self.sriov_env)
         return clean
 
     def pin(self, stdin: bytes) -> tuple[bytes, str]:

@@ -24,12 +24,14 @@ from types import FrameType
 from multus_cni import invoke
 from multus_cni.errors import CniError
 from multus_cni.k8s.kubeconfig import load as load_api_config
+from multus_sriov.settings import Settings as SriovSettings
 
 from . import installing, logs, metrics
 from .apiclient import Caches, ClientPool
 from .config import ConfigError, NodeConfig, load
 from .confsource import AutoSource, ConfigMapSource, Installed
 from .devices import NodeDevices
+from .discovering import SriovReporter
 from .dispatching import Dispatcher, Job
 from .handling import Handler, Request
 from .kubeapi import KubeApi, configuration
@@ -57,6 +59,7 @@ class Agent:
         self.conf_source: ConfigMapSource | AutoSource | None = None
         self.nodestate: NodeStateWriter | None = None
         self.tokens: TokenRefresher | None = None
+        self.sriov: SriovReporter | None = None
         self.handler = Handler(config, None, Pyroute2Netlink(config.host_root))
         self.dispatcher: Dispatcher[tuple[Request, Replier]] = Dispatcher(
             config.workers, config.max_queue, runner(self.handler)
@@ -68,7 +71,14 @@ class Agent:
         # where the engine looks for a delegate: binDir, then CNI_PATH (ours last)
         self.delegate_dirs = (*config.delegate_dirs, *([self.own_dir] if self.own_dir else []))
         plugin_dirs = tuple(dict.fromkeys((config.cni_bin_dir, *self.delegate_dirs)))
-        self.scanner = PluginScanner(plugin_dirs, self._report_plugins, config.plugin_scan_interval)
+        self.overrides: dict[str, str] = {}
+        if config.sriov_type == "multus-sriov":
+            # `"type": "sriov"` runs ours, even where the SR-IOV network operator's is in
+            # binDir (which the engine searches first): only where the admin asks.
+            self.overrides["sriov"] = os.path.join(self.own_dir, "multus-sriov")
+        self.scanner = PluginScanner(
+            plugin_dirs, self._report_plugins, config.plugin_scan_interval, self.overrides
+        )
         self.sweeper: Sweeper | None = None
 
     # ---- state for the probes ----
@@ -90,6 +100,9 @@ class Agent:
             chroot = shutil.which("chroot") or "/usr/sbin/chroot"
             invoke.EXEC_PREFIX = (chroot, config.host_root)
             invoke.EXEC_DIRECT = (self.own_dir,) if self.own_dir else ()
+        invoke.PLUGIN_OVERRIDES = dict(self.overrides)
+        for name, path in self.overrides.items():
+            logger.info('"type": "%s" runs %s', name, path)
         metrics.install_engine_timer()
         self.health = metrics.HealthServer(
             config.metrics_address, config.metrics_port, self.alive, self.readiness
@@ -152,6 +165,14 @@ class Agent:
         )
         self.nodestate = NodeStateWriter(api, config.node_name)
         self.nodestate.start()
+        if config.sriov_discovery_interval > 0:
+            nodestate = self.nodestate
+            self.sriov = SriovReporter(
+                SriovSettings(config.sriov_environment()),
+                lambda pfs: nodestate.update("pfs", pfs),
+                config.sriov_discovery_interval,
+            )
+            self.sriov.start()
         if config.thin_kubeconfig and os.path.exists(config.token_file):
             self.tokens = TokenRefresher(config, api_config.server)
             self.tokens.start()
@@ -162,7 +183,13 @@ class Agent:
             if self.api is None:
                 logger.error("--conf-source configmap needs the API; no conf is installed")
                 return
-            self.conf_source = ConfigMapSource(self.api, config, self.installed)
+            reporter = self.sriov
+            self.conf_source = ConfigMapSource(
+                self.api,
+                config,
+                self.installed,
+                on_inventory=(lambda: reporter.poke("inventory")) if reporter else None,
+            )
         elif config.conf_source == "auto":
             self.conf_source = AutoSource(config, self.installed)
         if self.conf_source is not None:
@@ -186,7 +213,7 @@ class Agent:
         finished = self.dispatcher.drain(DRAIN_SECONDS)
         if not finished:
             logger.error("stopping with requests still running after %.0fs", DRAIN_SECONDS)
-        for part in (self.scanner, self.conf_source, self.nodestate, self.tokens):
+        for part in (self.scanner, self.sriov, self.conf_source, self.nodestate, self.tokens):
             if part is not None:
                 part.stop()
         if self.health is not None:

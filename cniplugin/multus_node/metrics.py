@@ -112,6 +112,19 @@ NODESTATE_WRITES = Counter(
     ["result"],
     registry=REGISTRY,
 )
+SRIOV_DISCOVERIES = Counter(
+    "multus_node_sriov_discoveries",
+    "SR-IOV discovery passes, by what caused them (start, link, periodic, inventory) and "
+    "outcome (changed: a new inventory was reported; same; failed)",
+    ["trigger", "outcome"],
+    registry=REGISTRY,
+)
+SRIOV_DISCOVERY_SECONDS = Histogram(
+    "multus_node_sriov_discovery_duration_seconds",
+    "Time of one SR-IOV discovery pass (sysfs walk, VF settings, records)",
+    buckets=BUCKETS,
+    registry=REGISTRY,
+)
 
 
 def _engine_timing(phase: str, seconds: float, detail: str) -> None:

@@ -34,8 +34,10 @@ class PluginScanner:
         dirs: tuple[str, ...],
         report: Callable[[list[dict[str, Any]]], None],
         interval: float = 60.0,
+        overrides: dict[str, str] | None = None,
     ) -> None:
         self.dirs = dirs
+        self.overrides = dict(overrides or {})  # name -> the binary it runs, wherever
         self.report = report
         self.interval = interval
         self._known: dict[str, tuple[Ident, list[str]]] = {}
@@ -55,29 +57,30 @@ class PluginScanner:
 
     def scan(self) -> list[dict[str, Any]]:
         found: dict[str, list[str]] = {}
+        candidates: list[tuple[str, str]] = list(self.overrides.items())
         for directory in self.dirs:
             try:
                 names = sorted(os.listdir(directory))
             except OSError:
                 continue
-            for name in names:
-                if name in found or name.startswith("."):
-                    continue
-                path = os.path.join(directory, name)
-                try:
-                    st = os.stat(path)
-                except OSError:
-                    continue
-                if not stat.S_ISREG(st.st_mode) or not os.access(path, os.X_OK):
-                    continue
-                ident = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
-                known = self._known.get(path)
-                if known is not None and known[0] == ident:
-                    found[name] = known[1]
-                    continue
-                versions = ask_version(path, name)
-                self._known[path] = (ident, versions)
-                found[name] = versions
+            candidates += [(name, os.path.join(directory, name)) for name in names]
+        for name, path in candidates:
+            if name in found or name.startswith("."):
+                continue
+            try:
+                st = os.stat(path)
+            except OSError:
+                continue
+            if not stat.S_ISREG(st.st_mode) or not os.access(path, os.X_OK):
+                continue
+            ident = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+            known = self._known.get(path)
+            if known is not None and known[0] == ident:
+                found[name] = known[1]
+                continue
+            versions = ask_version(path, name)
+            self._known[path] = (ident, versions)
+            found[name] = versions
         return [{"name": n, "supportedVersions": v} for n, v in sorted(found.items())]
 
     def _run(self) -> None:

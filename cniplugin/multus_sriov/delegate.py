@@ -28,7 +28,6 @@ from multus_cni.errors import (
 from multus_cni.fsutil import ensure_dir, remove, write_atomic
 from multus_cni.logs import log
 from multus_cni.netns import check_netns, netns_for_del
-
 from multus_rules.sriov import (
     NO_NETDEV,
     externally_managed_problem,

@@ -82,6 +82,7 @@ class NodeConfigs:
         if parsed == self.settings:
             return False
         self.settings = parsed
+        self.state.use_settings(parsed)
         return True
 
     # --- one node ---------------------------------------------------------------------

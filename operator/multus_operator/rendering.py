@@ -14,17 +14,22 @@ import json
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from multus_api.inventory import SriovInventory
+from multus_api.inventory import PhysicalFunction, SriovInventory
 from multus_api.nodeconf import CONF_KEY, INVENTORY_KEY
 from multus_api.nodeconf import CONFIGMAP_PREFIX as CONFIGMAP_PREFIX  # shared with multus-node
 from multus_api.nodeconf import configmap_name as configmap_name
 from multus_api.settings import MultusSettings, multus_conf
+from multus_rules.sriov import (
+    SRIOV_TYPES,
+    is_externally_managed,
+    no_free_vf_problem,
+    vf_unusable,
+)
 
 NODE_LABEL = "multus.cni.cncf.io/node"
 COMPONENT_LABEL = "app.kubernetes.io/component"
 COMPONENT = "multus-node-config"
 MAX_DATA_BYTES = 1024 * 1024  # the API server refuses a ConfigMap whose data is larger
-SRIOV_TYPES = ("sriov", "multus-sriov")  # the SR-IOV delegate under either of its names
 
 
 @dataclasses.dataclass(frozen=True)
@@ -58,22 +63,57 @@ def _short_hash(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:10]
 
 
-def usable_on(network: NetworkView, inventory: SriovInventory | None) -> str | None:
-    """None if the network can attach pods on a node with this inventory, else why not."""
+def usable_on(
+    network: NetworkView, inventory: SriovInventory | None, external: Iterable[str] = ()
+) -> str | None:
+    """None if the network can attach pods on a node with this inventory (and these
+    externally managed PFs), else why not: the same rule the sriov delegate picks a VF
+    by (`multus_rules.sriov`), applied to what the node reported."""
     for conf in network.confs:
         if conf.get("type") not in SRIOV_TYPES:
             continue
         pfs = inventory.pfs if inventory is not None else []
         pf_name, device = conf.get("if0"), conf.get("deviceID")
         if isinstance(pf_name, str):
-            if inventory is None or inventory.pf(pf_name) is None:
+            pf = inventory.pf(pf_name) if inventory is not None else None
+            if pf is None:
                 return f"no PF {pf_name}"
+            if is_externally_managed(pf.name, pf.pciAddress, external):
+                return (
+                    f"PF {pf_name} is externally managed (a device plugin or DRA driver hands "
+                    "out its VFs): if0 cannot pick from it, name the VF by deviceID"
+                )
+            problem = free_vf_problem(pf, conf)
+            if problem is not None:
+                return problem
         elif isinstance(device, str):
             if inventory is None or not inventory.has_pci(device):
                 return f"no device {device}"
         elif not any(pf.numVfs > 0 for pf in pfs):
             return "no PF with VFs"
     return None
+
+
+def free_vf_problem(pf: PhysicalFunction, conf: Mapping[str, Any]) -> str | None:
+    """Why an `if0` conf can pick no VF of `pf`, counting the VFs our pods hold as free
+    (the inventory reports them as they were before): capacity, not occupancy, which
+    changes with every pod and stays on the node."""
+    vfs = pf.vfs
+    index = conf.get("vf")
+    if isinstance(index, int) and not isinstance(index, bool):
+        vfs = [vf for vf in vfs if vf.index == index]
+        if not vfs and pf.vfs:
+            return f"PF {pf.name} has no VF {index}"
+    if not vfs:
+        # no VF listed: none created, or a report without VF details (benefit of the doubt)
+        return f"PF {pf.name} has no VFs (sriov_numvfs is 0)" if not pf.numVfs else None
+    skipped: dict[str, list[str]] = {}
+    for vf in vfs:
+        why = vf_unusable(vf.driver, vf.netdev, isinstance(conf.get("dpdk"), Mapping))
+        if why is None:
+            return None
+        skipped.setdefault(why, []).append(vf.pciAddress)
+    return no_free_vf_problem(pf.name, len(vfs), skipped)
 
 
 def plugins_needed(network: NetworkView) -> set[str]:
@@ -106,9 +146,10 @@ def render(
     """The `data` of the node's ConfigMap."""
     node_settings = settings.for_node(dict(node.labels))
     conf = multus_conf(node_settings)
+    external = node_settings.sriov.externallyManaged
     usable = []
     for network in sorted(networks, key=lambda n: n.key):
-        if not network.is_sriov or usable_on(network, node.inventory) is not None:
+        if not network.is_sriov or usable_on(network, node.inventory, external) is not None:
             continue
         pfs = sorted({str(c["if0"]) for c in network.confs if c.get("if0")})
         usable.append({"network": network.key, "pfs": pfs})

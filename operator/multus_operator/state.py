@@ -18,6 +18,7 @@ from typing import Any
 
 from multus_api.inventory import SriovInventory
 from multus_api.objects import NodeStateStatus
+from multus_api.settings import MultusSettings
 
 from . import rendering, validation
 from .rendering import NetworkView
@@ -127,6 +128,7 @@ class ClusterState:
         self.networks: dict[NetworkKey, NetworkRecord] = {}
         self.configmaps: dict[str, ObservedConfigMap] = {}
         self.settings_data: dict[str, Any] | None = None  # None: no settings ConfigMap
+        self.settings: MultusSettings | None = None  # the last good settings in use
         self.nad_has_status = False
         self.marks = Marks()
         self.wake = asyncio.Event()
@@ -135,8 +137,10 @@ class ClusterState:
         # Many nodes share one inventory (or have none): a verdict per (network, inventory)
         # is computed once, not once per node (5,000 nodes x 200 SR-IOV networks).
         self._inventory_keys: dict[str, str] = {}  # node -> its inventory's JSON
-        self._why_unusable: dict[tuple[str, str], str | None] = {}
-        self._usable: dict[str, list[NetworkView]] = {}  # inventory JSON -> usable views
+        self._external: dict[str, tuple[str, ...]] = {}  # node -> its externally managed PFs
+        self._why_unusable: dict[tuple[str, str, tuple[str, ...]], str | None] = {}
+        # (inventory JSON, externally managed PFs) -> the SR-IOV networks usable there
+        self._usable: dict[tuple[str, tuple[str, ...]], list[NetworkView]] = {}
         self._sorted_nodes: list[str] | None = None
 
     # --- the watch callbacks ----------------------------------------------------------
@@ -157,6 +161,7 @@ class ClusterState:
             if name not in self.nodes:
                 self._sorted_nodes = None
             self.nodes[name] = info
+            self._external.pop(name, None)  # its labels may pick other settings
         self.mark_node(name)
         self.mark_all_networks()
 
@@ -193,6 +198,13 @@ class ClusterState:
             self.inventories[name] = inventory
             self._inventory_keys[name] = inventory.model_dump_json()
         self.mark_node(name)
+        self.mark_all_networks()
+
+    def use_settings(self, settings: MultusSettings) -> None:
+        """The settings now in use (valid ones only): which PFs each node's device plugin
+        owns may have changed, and with it every SR-IOV network's `Ready`."""
+        self.settings = settings
+        self._external.clear()
         self.mark_all_networks()
 
     def on_settings(self, event: str | None, body: dict[str, Any]) -> None:
@@ -301,11 +313,26 @@ class ClusterState:
             self._sorted_nodes = sorted(self.nodes)
         return self._sorted_nodes
 
+    def external(self, node: str) -> tuple[str, ...]:
+        """The PFs a device plugin or DRA driver manages on `node` (its settings')."""
+        found = self._external.get(node)
+        if found is None:
+            info = self.nodes.get(node)
+            if self.settings is None or info is None:
+                return ()
+            found = tuple(self.settings.for_node(info.labels).sriov.externallyManaged)
+            self._external[node] = found
+        return found
+
     def why_unusable(self, view: NetworkView, node: str) -> str | None:
-        """`rendering.usable_on` for this node's inventory, remembered per inventory."""
-        key = (view.key, self._inventory_keys.get(node, ""))
+        """`rendering.usable_on` for this node's inventory and externally managed PFs,
+        remembered per (inventory, PFs)."""
+        external = self.external(node)
+        key = (view.key, self._inventory_keys.get(node, ""), external)
         if key not in self._why_unusable:
-            self._why_unusable[key] = rendering.usable_on(view, self.inventories.get(node))
+            self._why_unusable[key] = rendering.usable_on(
+                view, self.inventories.get(node), external
+            )
         return self._why_unusable[key]
 
     def why_not_ready(self, view: NetworkView, node: str) -> str | None:
@@ -316,8 +343,8 @@ class ClusterState:
         )
 
     def usable_sriov(self, node: str) -> list[NetworkView]:
-        """The SR-IOV networks usable on `node`, remembered per inventory."""
-        key = self._inventory_keys.get(node, "")
+        """The SR-IOV networks usable on `node`, remembered per (inventory, PFs)."""
+        key = (self._inventory_keys.get(node, ""), self.external(node))
         if key not in self._usable:
             views = self.sriov_networks()
             self._usable[key] = [v for v in views if self.why_unusable(v, node) is None]

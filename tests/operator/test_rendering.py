@@ -77,9 +77,61 @@ def test_label_selector_operators() -> None:
 
 
 def _inventory() -> SriovInventory:
-    vf = VirtualFunction(index=0, pciAddress="0000:02:10.0")
+    vf = VirtualFunction(index=0, pciAddress="0000:02:10.0", driver="ixgbevf", netdev="enp2s0v0")
     pf = PhysicalFunction(name="enp2s0", pciAddress="0000:02:00.0", numVfs=1, vfs=[vf])
     return SriovInventory(pfs=[pf])
+
+
+def _pf(name: str, *vfs: tuple[str | None, str | None]) -> PhysicalFunction:
+    """A PF at 0000:0c:00.1 with VFs given as (driver, netdev)."""
+    return PhysicalFunction(
+        name=name,
+        pciAddress="0000:0c:00.1",
+        numVfs=len(vfs),
+        vfs=[
+            VirtualFunction(index=i, pciAddress=f"0000:0c:02.{i}", driver=d, netdev=n)
+            for i, (d, n) in enumerate(vfs)
+        ],
+    )
+
+
+def test_usable_on_says_why_not_per_pf() -> None:
+    """No such PF, no VFs, no free VF (VFs on a DPDK driver, held outside multus), an
+    externally managed PF: what an if0 ADD on that node would meet."""
+    seed = NetworkView("d/s", ({"type": "sriov", "if0": "enp12s0f1"},))
+    inv = SriovInventory(pfs=[_pf("enp12s0f1", ("iavf", None), ("iavf", "enp12s0f1v1"))])
+    assert rendering.usable_on(seed, inv) is None
+    assert rendering.usable_on(seed, inv, ["enp12s0f1"]) == (
+        "PF enp12s0f1 is externally managed (a device plugin or DRA driver hands out its "
+        "VFs): if0 cannot pick from it, name the VF by deviceID"
+    )
+    assert rendering.usable_on(seed, inv, ["0000:0c:00.1"]) is not None  # by PCI too
+    assert rendering.usable_on(seed, SriovInventory(pfs=[_pf("enp12s0f1")])) == (
+        "PF enp12s0f1 has no VFs (sriov_numvfs is 0)"
+    )
+    dpdk = SriovInventory(pfs=[_pf("enp12s0f1", ("vfio-pci", None), ("igb_uio", None))])
+    assert rendering.usable_on(seed, dpdk) == (
+        "no free VF on PF enp12s0f1: all 2 VFs are on a DPDK driver"
+    )
+    # the seed's dpdk block rebinds VFs itself: DPDK VFs are its to take
+    rebinding = NetworkView(
+        "d/r", ({"type": "sriov", "if0": "enp12s0f1", "dpdk": {"dpdk_driver": "vfio-pci"}},)
+    )
+    assert rendering.usable_on(rebinding, dpdk) is None
+    mixed = SriovInventory(pfs=[_pf("enp12s0f1", ("vfio-pci", None), ("iavf", None))])
+    assert rendering.usable_on(seed, mixed) == (
+        "no free VF on PF enp12s0f1 (2 VFs: 1 on a DPDK driver (vfio-pci); "
+        "1 without a netdev on the host)"
+    )
+    fixed = NetworkView("d/f", ({"type": "sriov", "if0": "enp12s0f1", "vf": 0},))
+    assert rendering.usable_on(fixed, inv) == (
+        "no free VF on PF enp12s0f1 (1 VF: 1 without a netdev on the host)"
+    )
+    nine = NetworkView("d/9", ({"type": "sriov", "if0": "enp12s0f1", "vf": 9},))
+    assert rendering.usable_on(nine, inv) == "PF enp12s0f1 has no VF 9"
+    # deviceID networks take the device they are given, DPDK or not, managed or not
+    by_id = NetworkView("d/i", ({"type": "sriov", "deviceID": "0000:0c:02.0"},))
+    assert rendering.usable_on(by_id, dpdk, ["enp12s0f1"]) is None
 
 
 def test_usable_on_by_if0_device_or_any_vf() -> None:

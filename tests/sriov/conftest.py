@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.sriov.rig import FakeNic
+from tests.sriov.rig import FakeNic, seed_nic
 from tests.support.cni import CNI_PLUGINS, VENV_BIN
 from tests.support.lab import PASSED, Node, checked_node, missing_prerequisites, record_outcome
 
@@ -41,20 +41,7 @@ def node(request: pytest.FixtureRequest, tmp_path: Path, _prerequisites: None) -
 @pytest.fixture
 def nic(node: Node, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[FakeNic]:
     """The seed's two NICs: enp12s0f1 (4 kernel VFs) and enp2s0 (2 kernel VFs, 1 DPDK)."""
-    fake = FakeNic(tmp_path / "nic", node)
-    fake.add_pf("enp12s0f1", "0000:0c:00.1", kernel_vfs=4, vf_bus=0x0C)
-    fake.add_pf(
-        "enp2s0",
-        "0000:02:00.0",
-        kernel_vfs=2,
-        dpdk_vfs=1,
-        total=63,
-        device="10fb",
-        driver="ixgbe",
-        vf_device="10ed",
-        vf_bus=0x02,
-        speed=None,
-    )
+    fake = seed_nic(tmp_path / "nic", node)
     yield fake
     if request.node.stash.get(PASSED, False):
         assert fake.records() == [], f"allocation records left: {fake.records()}"

@@ -141,3 +141,22 @@ class FakeNic:
         while any(self.host_link(n) is not None for n in names):
             assert time.monotonic() < deadline, f"{names} still on the node"
             time.sleep(0.05)
+
+
+def seed_nic(root: Path, node: Node) -> FakeNic:
+    """The seed's two NICs: enp12s0f1 (4 kernel VFs) and enp2s0 (2 kernel VFs, 1 DPDK)."""
+    fake = FakeNic(root, node)
+    fake.add_pf("enp12s0f1", "0000:0c:00.1", kernel_vfs=4, vf_bus=0x0C)
+    fake.add_pf(
+        "enp2s0",
+        "0000:02:00.0",
+        kernel_vfs=2,
+        dpdk_vfs=1,
+        total=63,
+        device="10fb",
+        driver="ixgbe",
+        vf_device="10ed",
+        vf_bus=0x02,
+        speed=None,
+    )
+    return fake
