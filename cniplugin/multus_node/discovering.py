@@ -25,7 +25,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from multus_sriov.discovery import report
+from multus_sriov.discovery import DiscoveryError, report
 from multus_sriov.settings import Settings
 
 from . import metrics
@@ -51,6 +51,7 @@ class SriovReporter:
         self.debounce = debounce
         self.last: dict[str, Any] | None = None  # the document last published
         self.passes = 0
+        self.failing: str | None = None  # the problem of the last pass, while it lasts
         self._cond = threading.Condition()
         self._triggers: set[str] = {"start"}
         self._stop = threading.Event()
@@ -79,13 +80,15 @@ class SriovReporter:
         started = time.monotonic()
         try:
             doc = report(self.settings)
-        except Exception:
-            metrics.SRIOV_DISCOVERIES.labels(trigger, "failed").inc()
-            logger.exception("SR-IOV discovery failed; trying again on the next change")
+        except Exception as exc:
+            self._failed(trigger, exc)
             return False
         finally:
             metrics.SRIOV_DISCOVERY_SECONDS.observe(time.monotonic() - started)
         self.passes += 1
+        if self.failing is not None:
+            logger.info("SR-IOV discovery works again (%s)", trigger)
+            self.failing = None
         if doc == self.last:
             metrics.SRIOV_DISCOVERIES.labels(trigger, "same").inc()
             return False
@@ -101,6 +104,22 @@ class SriovReporter:
         self.last = doc
         self.publish(doc["pfs"])
         return True
+
+    def _failed(self, trigger: str, exc: Exception) -> None:
+        """A pass that could not read the node: the last report stands (an empty one
+        would make every SR-IOV network unusable here), said once per distinct problem,
+        counted every time."""
+        metrics.SRIOV_DISCOVERIES.labels(trigger, "failed").inc()
+        problem = str(exc) if isinstance(exc, DiscoveryError) else f"{type(exc).__name__}: {exc}"
+        if problem == self.failing:
+            logger.debug("SR-IOV discovery still failing: %s", problem)
+            return
+        self.failing = problem
+        kept = "no inventory reported yet" if self.last is None else "the last report stands"
+        if isinstance(exc, DiscoveryError):
+            logger.error("SR-IOV discovery failed: %s; %s, trying again", problem, kept)
+        else:
+            logger.exception("SR-IOV discovery failed: %s; %s, trying again", problem, kept)
 
     def _run(self) -> None:
         while not self._stop.is_set():

@@ -1,9 +1,9 @@
 """This node's NodeState (`multus.cni.cncf.io/v1`, cluster-scoped, named after the node):
 its status is ours to write.
 
-The status is made of sections, each owned by one reporter of this agent: `plugins`
-(the installed CNI plugins, `plugins.PluginScanner`) today; the SR-IOV inventory (`pfs`)
-joins as another section through the same `update(section, value)`. Writes are
+The status is made of sections, each owned by one reporter of this agent, set through
+`update(section, value)`: `plugins` (the installed CNI plugins, `plugins.PluginScanner`)
+and `pfs` (the SR-IOV inventory, `discovering.SriovReporter`). Writes are
 debounced (a burst of changes is one write) and happen only when a section changed;
 a failed write is retried with backoff. The object is created when missing, owned by
 its Node so it goes when the node goes.

@@ -38,6 +38,11 @@ SETTINGS_KEYS = ("vlan", "spoofchk", "trust", "linkState")
 ZERO_MAC = "00:00:00:00:00:00"  # what a PF reports for a VF whose MAC was never set
 
 
+class DiscoveryError(Exception):
+    """sysfs cannot be walked: nothing is reported (an empty inventory would tell the
+    operator that the node has no PFs, and every SR-IOV network would turn unusable)."""
+
+
 def host_links() -> dict[str, str]:
     """The links of this process's netns: name -> parent device (a PCI address, or ""
     where the kernel reports none, as for a veth)."""
@@ -66,7 +71,13 @@ def discover(
     held = held or {}
     managed = tuple(external)
     pfs: list[dict[str, Any]] = []
-    for pf_pci in sysfs.pf_addresses():
+    try:
+        addresses = sysfs.list_pfs()
+    except OSError as exc:
+        raise DiscoveryError(
+            f"cannot list the PCI devices in {sysfs.devices}: {exc.strerror or exc}"
+        ) from None
+    for pf_pci in addresses:
         facts = sysfs.pf_facts(pf_pci)
         if not facts["name"]:
             continue  # a PF without a kernel netdev cannot be if0 and has no VF settings

@@ -100,10 +100,14 @@ class Sysfs:
 
     def pf_addresses(self) -> list[str]:
         try:
-            names = sorted(os.listdir(self.devices))
+            return self.list_pfs()
         except OSError:
             return []
-        return [n for n in names if self.is_pf(n)]
+
+    def list_pfs(self) -> list[str]:
+        """The PFs' PCI addresses; OSError when the PCI devices cannot be listed at all
+        (discovery must not take that for a node without PFs)."""
+        return [n for n in sorted(os.listdir(self.devices)) if self.is_pf(n)]
 
     def pf_name(self, pci: str) -> str | None:
         names = self.netdevs(pci)

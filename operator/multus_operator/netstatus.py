@@ -92,6 +92,7 @@ class NetworkStatus:
                 "Ready", "True", "UsableOnAllNodes", "no node-specific requirement"
             )
         missing: list[str] = []
+        usable_on: list[str] = []
         unusable = 0
         for name in self.state.sorted_nodes():
             why = self.state.why_not_ready(record.view, name)
@@ -99,8 +100,13 @@ class NetworkStatus:
                 unusable += 1
                 if len(missing) < 10:
                     missing.append(f"{name} ({why})")
+            elif len(usable_on) < 11:
+                usable_on.append(name)
         usable = total - unusable
         message = f"usable on {usable} of {total} nodes"
+        if 0 < usable < total:  # where, when not everywhere (10 names at most)
+            more = f" and {usable - 10} more" if usable > 10 else ""
+            message += f": {', '.join(usable_on[:10])}{more}"
         if missing:
             more = f" and {unusable - 10} more" if unusable > 10 else ""
             message += f"; not on: {', '.join(missing)}{more}"

@@ -231,13 +231,17 @@ def add_inventory(sub: Any) -> None:
 def cmd_inventory(args: argparse.Namespace) -> int:
     import json
 
-    from multus_sriov.discovery import report
+    from multus_sriov.discovery import DiscoveryError, report
     from multus_sriov.settings import Settings
 
     settings = Settings()
     if args.sysfs_root:
         settings.sysfs_root = args.sysfs_root
-    doc = report(settings)
+    try:
+        doc = report(settings)
+    except DiscoveryError as exc:
+        _err(f"inventory: {exc}")
+        return 1
     try:
         SriovInventory.model_validate(doc)
     except ValidationError as exc:  # a sysfs we misread: say so rather than print it

@@ -86,16 +86,21 @@ def selector_matches(selector: str, labels: dict[str, str]) -> bool:
     return True
 
 
+FIELD_LABELS = ("metadata.name", "metadata.namespace", "spec.nodeName")  # the last: pods'
+
+
 def fields_match(selector: str, obj: dict[str, Any]) -> bool:
-    """Field selectors on metadata.name and metadata.namespace (what every kind has)."""
-    meta = obj.get("metadata") or {}
+    """Field selectors on metadata.name and metadata.namespace (what every kind has), and
+    a pod's spec.nodeName (what a node agent watches its pods by)."""
     for term in (t.strip() for t in selector.split(",") if t.strip()):
         negate = "!=" in term
         key, value = term.replace("!=", "=").replace("==", "=").split("=", 1)
-        field = {"metadata.name": "name", "metadata.namespace": "namespace"}.get(key.strip())
-        if field is None:
+        if key.strip() not in FIELD_LABELS:
             raise ValueError(f"field label not supported: {key.strip()}")
-        if (str(meta.get(field) or "") == value.strip()) == negate:
+        found: Any = obj
+        for part in key.strip().split("."):
+            found = found.get(part) if isinstance(found, dict) else None
+        if (str(found or "") == value.strip()) == negate:
             return False
     return True
 

@@ -255,7 +255,9 @@ async def test_inventory_change_rerenders_only_that_node(
         assert cm_writes == [f"PATCH {CMS}/multus-node-node2"]
         ready = _condition(await client.network("sriov-vlanid-l2enable-conf"), "Ready")
         assert ready["status"] == "True" and ready["reason"] == "UsableOnSomeNodes"
-        assert ready["message"].startswith("usable on 1 of 3 nodes; not on: node1 (no PF enp2s0)")
+        assert ready["message"].startswith(
+            "usable on 1 of 3 nodes: node2; not on: node1 (no PF enp2s0)"
+        )
 
 
 async def test_ready_says_which_node_lacks_a_plugin(emulator: tuple[Emulator, Client]) -> None:
@@ -315,7 +317,7 @@ async def test_ready_says_which_node_lacks_a_plugin(emulator: tuple[Emulator, Cl
         ready = _condition(await client.network("flannel-conf"), "Ready")
         assert ready["reason"] == "UsableOnSomeNodes", ready
         assert ready["message"] == (
-            "usable on 2 of 3 nodes; not on: node3 (plugin flannel not installed)"
+            "usable on 2 of 3 nodes: node1, node2; not on: node3 (plugin flannel not installed)"
         )
         # NADs have no status subresource in this emulator: the operator's verdict
         key = ("NetworkAttachmentDefinition", "default", "macvlan-conf")
@@ -323,7 +325,7 @@ async def test_ready_says_which_node_lacks_a_plugin(emulator: tuple[Emulator, Cl
         wanted = op.networks.wanted_conditions(op.state.networks[key])[1]
         assert wanted.status == "True" and wanted.reason == "UsableOnSomeNodes"
         assert wanted.message == (
-            "usable on 1 of 3 nodes; not on: node2 (plugin whereabouts not installed), "
+            "usable on 1 of 3 nodes: node1; not on: node2 (plugin whereabouts not installed), "
             "node3 (plugins macvlan, whereabouts not installed)"
         )
 
