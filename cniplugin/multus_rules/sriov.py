@@ -42,17 +42,21 @@ def is_externally_managed(pf_name: str, pf_pci: str, managed: Iterable[str]) -> 
 
 def externally_managed_problem(pf_name: str, pf_pci: str) -> str:
     return (
-        f"PF {pf_name} ({pf_pci}) is managed by a device plugin or DRA driver "
-        "(sriov.externallyManaged): picking a free VF of it could give one VF to two pods; "
-        "name the VF by deviceID instead (a NAD's k8s.v1.cni.cncf.io/resourceName)"
+        f"PF {pf_name} ({pf_pci}) is externally managed (sriov.externallyManaged: a device "
+        "plugin or DRA driver hands out its VFs): picking a free VF of it could give one VF "
+        "to two pods; name the VF by deviceID (a NAD's k8s.v1.cni.cncf.io/resourceName)"
     )
 
 
 def no_vfs_problem(pf_name: str) -> str:
     return (
-        f"PF {pf_name} has no VFs (sriov_numvfs is 0); multus never creates them: the "
-        "SR-IOV network operator or the node's admin sets sriov_numvfs"
+        f"PF {pf_name} has no VFs (sriov_numvfs is 0; the SR-IOV network operator or the "
+        "node's admin creates VFs, multus never does)"
     )
+
+
+def no_such_vf_problem(pf_name: str, index: int) -> str:
+    return f"PF {pf_name} has no VF {index}"
 
 
 def no_free_vf_problem(pf_name: str, total: int, skipped: dict[str, list[str]]) -> str:

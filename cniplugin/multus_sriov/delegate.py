@@ -33,6 +33,7 @@ from multus_rules.sriov import (
     externally_managed_problem,
     is_externally_managed,
     no_free_vf_problem,
+    no_such_vf_problem,
     no_vfs_problem,
     vf_unusable,
 )
@@ -232,7 +233,7 @@ class Sriov:
         if conf.vf_index is not None:
             vfs = [vf for vf in vfs if vf.index == conf.vf_index]
             if not vfs:
-                raise InvalidConfig(f"vf: PF {conf.if0} has no VF {conf.vf_index}")
+                raise InvalidConfig(f"vf: {no_such_vf_problem(conf.if0, conf.vf_index)}")
         if not vfs:
             raise InvalidConfig(f"if0: {no_vfs_problem(conf.if0)}")
         pf_lock = self.allocs.pf_lock(pf_pci)

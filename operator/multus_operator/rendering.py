@@ -21,8 +21,11 @@ from multus_api.nodeconf import configmap_name as configmap_name
 from multus_api.settings import MultusSettings, multus_conf
 from multus_rules.sriov import (
     SRIOV_TYPES,
+    externally_managed_problem,
     is_externally_managed,
     no_free_vf_problem,
+    no_such_vf_problem,
+    no_vfs_problem,
     vf_unusable,
 )
 
@@ -79,10 +82,7 @@ def usable_on(
             if pf is None:
                 return f"no PF {pf_name}"
             if is_externally_managed(pf.name, pf.pciAddress, external):
-                return (
-                    f"PF {pf_name} is externally managed (a device plugin or DRA driver hands "
-                    "out its VFs): if0 cannot pick from it, name the VF by deviceID"
-                )
+                return externally_managed_problem(pf.name, pf.pciAddress)
             problem = free_vf_problem(pf, conf)
             if problem is not None:
                 return problem
@@ -103,10 +103,10 @@ def free_vf_problem(pf: PhysicalFunction, conf: Mapping[str, Any]) -> str | None
     if isinstance(index, int) and not isinstance(index, bool):
         vfs = [vf for vf in vfs if vf.index == index]
         if not vfs and pf.vfs:
-            return f"PF {pf.name} has no VF {index}"
+            return no_such_vf_problem(pf.name, index)
     if not vfs:
         # no VF listed: none created, or a report without VF details (benefit of the doubt)
-        return f"PF {pf.name} has no VFs (sriov_numvfs is 0)" if not pf.numVfs else None
+        return no_vfs_problem(pf.name) if not pf.numVfs else None
     skipped: dict[str, list[str]] = {}
     for vf in vfs:
         why = vf_unusable(vf.driver, vf.netdev, isinstance(conf.get("dpdk"), Mapping))

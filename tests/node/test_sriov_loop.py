@@ -166,9 +166,10 @@ def test_discovery_operator_inventory_and_a_pod_end_to_end(
     cond = wait(
         lambda: verdict(
             "sriov-managed",
-            f"usable on 0 of 2 nodes; not on: {NODE_NAME} (PF enp2s0 is externally managed "
-            "(a device plugin or DRA driver hands out its VFs): if0 cannot pick from it, "
-            f"name the VF by deviceID), {OTHER_NODE} (no PF enp2s0)",
+            f"usable on 0 of 2 nodes; not on: {NODE_NAME} (PF enp2s0 (0000:02:00.0) is "
+            "externally managed (sriov.externallyManaged: a device plugin or DRA driver hands "
+            "out its VFs): picking a free VF of it could give one VF to two pods; name the VF "
+            f"by deviceID (a NAD's k8s.v1.cni.cncf.io/resourceName)), {OTHER_NODE} (no PF enp2s0)",
         ),
         f"sriov-managed's Ready: {ready(cluster, 'sriov-managed')}",
         daemon,
@@ -251,7 +252,7 @@ def test_discovery_operator_inventory_and_a_pod_end_to_end(
         cni_args=pod_args(other, "mndmanaged"),
     )
     assert refused.rc == 1 and refused.doc["code"] == 7, refused.stdout
-    assert "PF enp2s0 (0000:02:00.0) is managed by a device plugin" in refused.doc["msg"]
+    assert "PF enp2s0 (0000:02:00.0) is externally managed" in refused.doc["msg"]
     assert node.pod_links(netns2) == {"lo"}
     gone = daemon.shim(
         "c",
@@ -299,3 +300,45 @@ def test_discovery_operator_inventory_and_a_pod_end_to_end(
         away.rename(nic.devices)
     wait(lambda: "SR-IOV discovery works again" in daemon.log(), "no recovery", daemon)
     assert cluster.writes_by(NODE_USER, f"nodestates/{NODE_NAME}") == nodestate_writes
+
+
+def test_type_sriov_runs_ours_only_where_the_admin_asks(
+    node: Node, tmp_path: Path, daemons: list[Daemon]
+) -> None:
+    """By default `"type": "sriov"` is whatever binDir holds (the SR-IOV network operator's
+    sriov-cni); `--sriov-type multus-sriov` maps it to ours; `multus-sriov` is always ours."""
+    nic = seed_nic(tmp_path / "nic", node)
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "sriov").write_text('#!/bin/sh\necho \'{"code": 7, "msg": "not ours"}\'; exit 1\n')
+    (bin_dir / "sriov").chmod(0o755)
+    sysfs = ("--sysfs-root", str(nic.root), "--sriov-sim-state", str(nic.sim_state))
+    sysfs += ("--sriov-devinfo-dir", str(tmp_path / "devinfo"))
+
+    def attach(daemon: Daemon, ptype: str, cid: str) -> Any:
+        conf = {
+            "cniVersion": "1.0.0",
+            "name": "mnd-sriov-type",
+            "delegates": [{"type": ptype, "name": "vf", "if0": "enp12s0f1", "vlan": 7}],
+        }
+        netns = node.add_pod("mnd")
+        added = daemon.shim("c", "ADD", conf, container_id=cid, netns=netns)
+        if added.rc == 0:
+            assert nic.vf_state("enp12s0f1", 0)["vlan"] == 7
+            assert daemon.shim("c", "DEL", conf, container_id=cid, netns=netns).rc == 0
+        return added
+
+    default = Daemon(node, tmp_path, None, extra=sysfs).start()
+    daemons.append(default)
+    theirs = attach(default, "sriov", "mndtheirs")
+    assert theirs.rc == 1 and theirs.doc["msg"].endswith("ADD failed: not ours"), theirs.stdout
+    ours = attach(default, "multus-sriov", "mndours")
+    assert ours.rc == 0, ours.stdout + ours.stderr
+    assert default.stop() == 0
+
+    mapped = Daemon(node, tmp_path, None, extra=(*sysfs, "--sriov-type", "multus-sriov")).start()
+    daemons.append(mapped)
+    assert '"type": "sriov" runs ' in mapped.log()
+    now_ours = attach(mapped, "sriov", "mndmapped")
+    assert now_ours.rc == 0, now_ours.stdout + now_ours.stderr
+    assert list((node.cni_dir / "sriov" / "allocations").iterdir()) == []

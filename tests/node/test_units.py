@@ -157,6 +157,12 @@ def test_flags_win_over_environment_and_defaults_apply() -> None:
     assert config.socket_path == "/run/multus/multus.sock"
     assert config.thin_kubeconfig == "/etc/cni/net.d/multus.d/multus.kubeconfig"
     assert config.delegate_dirs == ("/opt/cni/bin",)
+    # SR-IOV: discovery every minute, `sriov` left to binDir, no driver rebinding
+    assert config.sriov_discovery_interval == 60.0 and config.sriov_type == "host"
+    assert config.sriov_dpdk_bind == "deny" and config.sysfs_root == "/"
+    assert config.sriov_environment()["MULTUS_SRIOV_INVENTORY"] == (
+        "/etc/cni/net.d/multus.d/sriov-inventory.json"
+    )
     _, config = load(["uninstall", "--cni-path", "/a:/b"], {"MULTUS_NODE_NAME": "n"})
     assert config.delegate_dirs == ("/a", "/b")
 
@@ -171,6 +177,14 @@ def test_flags_win_over_environment_and_defaults_apply() -> None:
         (["--conf-source", "file"], {}, "--conf-source: 'file' is not one of configmap, auto"),
         (["--sweep-interval", "-1"], {}, "--sweep-interval: -1 is not in [0, 86400]"),
         (["--cni-path", "/ok:rel"], {}, "--cni-path: 'rel' must be an absolute path"),
+        (["--sriov-type", "intel"], {}, "--sriov-type: 'intel' is not one of host, multus-sriov"),
+        (
+            ["--sriov-type", "multus-sriov", "--own-plugins", ""],
+            {},
+            "--sriov-type multus-sriov needs multus-sriov among --own-plugins",
+        ),
+        ([], {"MULTUS_SRIOV_DPDK_BIND": "yes"}, "MULTUS_SRIOV_DPDK_BIND: 'yes' is not one of"),
+        (["--sriov-discovery-interval", "-5"], {}, "--sriov-discovery-interval: -5 is not in"),
     ],
 )
 def test_bad_configuration_names_the_flag_or_variable(

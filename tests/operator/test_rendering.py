@@ -102,12 +102,14 @@ def test_usable_on_says_why_not_per_pf() -> None:
     inv = SriovInventory(pfs=[_pf("enp12s0f1", ("iavf", None), ("iavf", "enp12s0f1v1"))])
     assert rendering.usable_on(seed, inv) is None
     assert rendering.usable_on(seed, inv, ["enp12s0f1"]) == (
-        "PF enp12s0f1 is externally managed (a device plugin or DRA driver hands out its "
-        "VFs): if0 cannot pick from it, name the VF by deviceID"
+        "PF enp12s0f1 (0000:0c:00.1) is externally managed (sriov.externallyManaged: a "
+        "device plugin or DRA driver hands out its VFs): picking a free VF of it could give "
+        "one VF to two pods; name the VF by deviceID (a NAD's k8s.v1.cni.cncf.io/resourceName)"
     )
     assert rendering.usable_on(seed, inv, ["0000:0c:00.1"]) is not None  # by PCI too
     assert rendering.usable_on(seed, SriovInventory(pfs=[_pf("enp12s0f1")])) == (
-        "PF enp12s0f1 has no VFs (sriov_numvfs is 0)"
+        "PF enp12s0f1 has no VFs (sriov_numvfs is 0; the SR-IOV network operator or the "
+        "node's admin creates VFs, multus never does)"
     )
     dpdk = SriovInventory(pfs=[_pf("enp12s0f1", ("vfio-pci", None), ("igb_uio", None))])
     assert rendering.usable_on(seed, dpdk) == (

@@ -278,7 +278,9 @@ def test_externally_managed_pf_refuses_free_vf_picking(node: Node, nic: FakeNic)
     pod = node.add_pod("msrpod")
     call = sriov(node, nic, "ADD", {"if0": "enp2s0"}, "dp", pod)
     assert call.rc == 1 and call.doc["code"] == 7
-    assert "PF enp2s0 (0000:02:00.0) is managed by a device plugin or DRA driver" in call.doc["msg"]
+    assert (
+        "PF enp2s0 (0000:02:00.0) is externally managed (sriov.externallyManaged" in call.doc["msg"]
+    )
     by_id = sriov(node, nic, "ADD", {"deviceID": nic.pfs[1].vfs[0].pci}, "dp", pod)
     assert by_id.rc == 0, by_id.stdout
     assert sriov(node, nic, "DEL", {"deviceID": nic.pfs[1].vfs[0].pci}, "dp", pod).rc == 0
