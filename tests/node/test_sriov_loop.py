@@ -23,9 +23,11 @@ import pytest
 from multus_api.nodeconf import configmap_name
 from tests.node.cluster import NODE_USER, ClusterApi
 from tests.node.conftest import NODE_NAME, Daemon, pod_args
+from tests.node.emulator import WatchApi
 from tests.operator.apiclient import NAMESPACE
 from tests.operator.conftest import OPERATOR_USER
 from tests.sriov.rig import FakeNic, seed_nic
+from tests.sriov.test_podresources import kubelet  # noqa: F401 (the fake kubelet fixture)
 from tests.support.lab import Node
 
 pytestmark = pytest.mark.usefixtures("c_shim")
@@ -342,3 +344,96 @@ def test_type_sriov_runs_ours_only_where_the_admin_asks(
     now_ours = attach(mapped, "sriov", "mndmapped")
     assert now_ours.rc == 0, now_ours.stdout + now_ours.stderr
     assert list((node.cni_dir / "sriov" / "allocations").iterdir()) == []
+
+
+def test_device_plugin_vf_goes_to_our_delegate_through_the_daemon(
+    node: Node,
+    api: WatchApi,
+    tmp_path: Path,
+    daemons: list[Daemon],
+    kubelet: str,  # noqa: F811
+) -> None:
+    """deviceID end to end in thick mode: kubelet's PodResources (a real gRPC server) says
+    which VF the device plugin gave the pod; the daemon injects it; the real sriov
+    delegate moves exactly that VF into the pod and gives it back on DEL."""
+    nic = seed_nic(tmp_path / "nic", node)
+    # the first of the pod's devices in Multus's order; VF 0 (the rig numbers VFs
+    # backwards in PCI order, so index and address are never confused)
+    taken = next(vf for vf in nic.pfs[0].vfs if vf.pci == "0000:0c:02.3")
+    assert taken.index == 0
+    api.put(
+        "k8s.cni.cncf.io/v1/network-attachment-definitions",
+        {
+            "apiVersion": "k8s.cni.cncf.io/v1",
+            "kind": "NetworkAttachmentDefinition",
+            "metadata": {
+                "name": "vfnet",
+                "namespace": "team",
+                "annotations": {"k8s.v1.cni.cncf.io/resourceName": "intel.com/vf"},
+            },
+            "spec": {
+                "config": json.dumps({"cniVersion": "1.0.0", "type": "multus-sriov", "vlan": 30})
+            },
+        },
+    )
+    daemon = Daemon(
+        node,
+        tmp_path,
+        api,
+        extra=(
+            "--kubelet-pod-resources",
+            kubelet,
+            "--sysfs-root",
+            str(nic.root),
+            "--sriov-sim-state",
+            str(nic.sim_state),
+            "--sriov-devinfo-dir",
+            str(tmp_path / "devinfo"),
+        ),
+    ).start()
+    daemons.append(daemon)
+    pod = api.put(
+        "v1/pods",
+        {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {
+                "name": "vfpod",
+                "namespace": "team",
+                "annotations": {"k8s.v1.cni.cncf.io/networks": "vfnet"},
+            },
+            "spec": {
+                "nodeName": NODE_NAME,
+                "initContainers": [{"name": "sidecar"}],
+                "containers": [{"name": "app"}],
+            },
+        },
+    )
+    conf = {
+        "cniVersion": "1.0.0",
+        "name": "mnd-devid",
+        "kubeconfig": "/x",
+        "delegates": [
+            {
+                "type": "bridge",
+                "bridge": node.add_bridge("mndsr2"),
+                "ipam": node.host_local("10.206.73.0/24"),
+            }
+        ],
+    }
+    netns = node.add_pod("mnd")
+    cid = "mnddevid"
+    added = daemon.shim(
+        "c", "ADD", conf, container_id=cid, netns=netns, cni_args=pod_args(pod, cid)
+    )
+    assert added.rc == 0, added.stdout + added.stderr
+    assert nic.host_link(str(taken.netdev)) is None  # VF 3 is in the pod, as net1
+    assert "net1" in node.pod_links(netns)
+    assert nic.vf_state("enp12s0f1", 0)["vlan"] == 30
+    assert all(nic.host_link(str(vf.netdev)) for vf in nic.pfs[0].vfs[1:])
+    deleted = daemon.shim(
+        "c", "DEL", conf, container_id=cid, netns=netns, cni_args=pod_args(pod, cid)
+    )
+    assert deleted.rc == 0, deleted.stdout
+    assert nic.host_link(str(taken.netdev)) is not None
+    assert nic.vf_state("enp12s0f1", 0)["vlan"] == 0
