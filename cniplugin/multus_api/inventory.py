@@ -85,6 +85,13 @@ class SriovInventory(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     pfs: list[PhysicalFunction] = Field(default_factory=list, description="Physical functions.")
+    dpdkRebinding: bool | None = Field(
+        default=None,
+        description=(
+            "Whether the node's sriov delegate rebinds a kernel VF's driver for the seed's "
+            "dpdk block (multus-node --sriov-dpdk-bind allow); absent: not reported."
+        ),
+    )
 
     def pf(self, name: str) -> PhysicalFunction | None:
         return next((pf for pf in self.pfs if pf.name == name), None)

@@ -173,6 +173,8 @@ class Agent:
                 config.sriov_discovery_interval,
             )
             self.sriov.start()
+            # what the operator's Ready needs to judge a network with the seed's dpdk block
+            nodestate.update("dpdkRebinding", config.sriov_dpdk_bind == "allow")
         if config.thin_kubeconfig and os.path.exists(config.token_file):
             self.tokens = TokenRefresher(config, api_config.server)
             self.tokens.start()

@@ -5,9 +5,10 @@ is usable on a node, and why not), so `Ready` says what an ADD would find.
 A VF is a candidate for free-VF picking when it is on a kernel driver and its netdev is
 in the host's network namespace (or held by a pod of ours: the inventory reports such a
 VF as it was before the pod took it). A VF on a DPDK driver has no netdev to move; it
-is taken only by a conf whose `dpdk` block rebinds drivers anyway. A kernel VF without
-a netdev on the host is held by another plugin (or a pod it gave it to), or has no
-driver bound.
+is taken only by a conf whose `dpdk` block rebinds drivers anyway; such a conf takes a
+kernel VF only where the node rebinds drivers (multus-node `--sriov-dpdk-bind allow`,
+reported as the inventory's `dpdkRebinding`). A kernel VF without a netdev on the host
+is held by another plugin (or a pod it gave it to), or has no driver bound.
 """
 
 from __future__ import annotations
@@ -20,14 +21,20 @@ SRIOV_TYPES = ("sriov", "multus-sriov")  # the SR-IOV delegate under either of i
 DPDK_DRIVERS = frozenset(("vfio-pci", "uio_pci_generic", "igb_uio"))
 ON_DPDK = "on a DPDK driver"
 NO_NETDEV = "without a netdev on the host"
+NOT_REBOUND = "on a kernel driver, not rebound on this node (--sriov-dpdk-bind deny)"
 
 
-def vf_unusable(driver: str | None, netdev: str | None, dpdk_block: bool) -> str | None:
+def vf_unusable(
+    driver: str | None, netdev: str | None, dpdk_block: bool, rebinding: bool = True
+) -> str | None:
     """None when free-VF picking may take this VF, else why not ("on a DPDK driver
-    (vfio-pci)", NO_NETDEV).
-    `dpdk_block`: the conf has the seed's `dpdk` block (it rebinds the VF itself)."""
+    (vfio-pci)", NOT_REBOUND, NO_NETDEV).
+    `dpdk_block`: the conf has the seed's `dpdk` block (it rebinds a kernel VF itself);
+    `rebinding`: the node allows that."""
     if driver in DPDK_DRIVERS:
         return None if dpdk_block else f"{ON_DPDK} ({driver})"
+    if dpdk_block and not rebinding:
+        return NOT_REBOUND
     if not netdev:
         return NO_NETDEV
     return None

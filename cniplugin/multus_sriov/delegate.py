@@ -241,7 +241,12 @@ class Sriov:
         skipped: dict[str, list[str]] = {}
         try:
             for vf in vfs:
-                unusable = vf_unusable(vf.driver, vf.netdev, conf.dpdk is not None)
+                unusable = vf_unusable(
+                    vf.driver,
+                    vf.netdev,
+                    conf.dpdk is not None,
+                    self.settings.allow_driver_binding,
+                )
                 if unusable is not None:
                     skipped.setdefault(unusable, []).append(vf.pci)
                     continue

@@ -83,7 +83,8 @@ def usable_on(
                 return f"no PF {pf_name}"
             if is_externally_managed(pf.name, pf.pciAddress, external):
                 return externally_managed_problem(pf.name, pf.pciAddress)
-            problem = free_vf_problem(pf, conf)
+            rebinding = inventory is None or inventory.dpdkRebinding is not False
+            problem = free_vf_problem(pf, conf, rebinding)
             if problem is not None:
                 return problem
         elif isinstance(device, str):
@@ -94,7 +95,9 @@ def usable_on(
     return None
 
 
-def free_vf_problem(pf: PhysicalFunction, conf: Mapping[str, Any]) -> str | None:
+def free_vf_problem(
+    pf: PhysicalFunction, conf: Mapping[str, Any], rebinding: bool = True
+) -> str | None:
     """Why an `if0` conf can pick no VF of `pf`, counting the VFs our pods hold as free
     (the inventory reports them as they were before): capacity, not occupancy, which
     changes with every pod and stays on the node."""
@@ -109,7 +112,7 @@ def free_vf_problem(pf: PhysicalFunction, conf: Mapping[str, Any]) -> str | None
         return no_vfs_problem(pf.name) if not pf.numVfs else None
     skipped: dict[str, list[str]] = {}
     for vf in vfs:
-        why = vf_unusable(vf.driver, vf.netdev, isinstance(conf.get("dpdk"), Mapping))
+        why = vf_unusable(vf.driver, vf.netdev, isinstance(conf.get("dpdk"), Mapping), rebinding)
         if why is None:
             return None
         skipped.setdefault(why, []).append(vf.pciAddress)

@@ -150,6 +150,8 @@ def test_discovery_operator_inventory_and_a_pod_end_to_end(
         return pf is not None and all("netdev" not in vf for vf in pf["vfs"])
 
     wait(bare, "enp2s0 still reported with netdevs", daemon)
+    # what the operator needs to judge a network with the seed's dpdk block here
+    assert cluster.object(NODESTATE)["status"]["dpdkRebinding"] is False
 
     # Ready: where each network is usable, and why not elsewhere
     def verdict(name: str, message: str) -> dict[str, Any] | None:

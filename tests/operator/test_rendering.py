@@ -129,6 +129,17 @@ def test_usable_on_says_why_not_per_pf() -> None:
     assert rendering.usable_on(fixed, inv) == (
         "no free VF on PF enp12s0f1 (1 VF: 1 without a netdev on the host)"
     )
+    # ... and kernel VFs only where the node rebinds drivers for it
+    kernel = SriovInventory(pfs=[_pf("enp12s0f1", ("iavf", "v0"), ("iavf", "v1"))])
+    assert rendering.usable_on(rebinding, kernel) is None  # not reported: benefit of doubt
+    kernel.dpdkRebinding = False
+    assert rendering.usable_on(rebinding, kernel) == (
+        "no free VF on PF enp12s0f1 (2 VFs: 2 on a kernel driver, not rebound on this node "
+        "(--sriov-dpdk-bind deny))"
+    )
+    assert rendering.usable_on(seed, kernel) is None  # a kernel-netdev network: fine
+    mixed.dpdkRebinding = False
+    assert rendering.usable_on(rebinding, mixed) is None  # the vfio-pci VF
     nine = NetworkView("d/9", ({"type": "sriov", "if0": "enp12s0f1", "vf": 9},))
     assert rendering.usable_on(nine, inv) == "PF enp12s0f1 has no VF 9"
     # deviceID networks take the device they are given, DPDK or not, managed or not

@@ -255,7 +255,10 @@ def test_vf_held_outside_our_records_is_refused_with_code_11(node: Node, nic: Fa
         ({"deviceID": "0000:0c:00.1"}, "deviceID: PCI device 0000:0c:00.1 is not a VF"),
         ({"if0": "enp2s0", "l2enable": True, "ipam": {"type": "host-local"}}, "ipam: l2enable"),
         (
-            {"if0": "enp2s0", "dpdk": {"kernel_driver": "ixgbevf", "dpdk_driver": "vfio-pci"}},
+            {
+                "deviceID": "0000:02:02.2",
+                "dpdk": {"kernel_driver": "ixgbevf", "dpdk_driver": "vfio-pci"},
+            },
             "dpdk: rebinding VF 0 (0000:02:02.2) of enp2s0 to vfio-pci is off on this node",
         ),
     ],
@@ -307,6 +310,30 @@ def test_dpdk_vf_is_detected_not_moved_and_reported(node: Node, nic: FakeNic) ->
     assert sriov(node, nic, "DEL", conf, "dpdk", pod).rc == 0
     assert not (nic.devinfo_dir / "sriov-dpdk-net1.json").exists()
     assert nic.vf_state("enp2s0", 2)["vlan"] == 0
+
+
+def test_dpdk_block_without_rebinding_takes_a_vf_already_on_a_dpdk_driver(
+    node: Node, nic: FakeNic
+) -> None:
+    """The seed's `dpdk` block on a node that does not rebind drivers: the kernel VFs
+    are skipped (the rulebook's NOT_REBOUND), the VF already on vfio-pci is taken; with
+    none left, the error says why, as the operator's Ready does."""
+    dpdk = {"kernel_driver": "ixgbevf", "dpdk_driver": "vfio-pci"}
+    pod = node.add_pod("msrpod")
+    add = sriov(node, nic, "ADD", {"if0": "enp2s0", "dpdk": dpdk}, "nobind", pod)
+    assert add.rc == 0, add.stdout + add.stderr
+    assert add.doc["interfaces"][0]["pciID"] == nic.pfs[1].vfs[2].pci
+    assert nic.host_link("enp2s0v0") is not None and nic.host_link("enp2s0v1") is not None
+    held = [p.read_text() for p in nic.records()]
+    other = node.add_pod("msrpod")
+    none_left = sriov(node, nic, "ADD", {"if0": "enp2s0", "dpdk": dpdk}, "nobind2", other)
+    assert none_left.rc == 1 and none_left.doc["code"] == 11, (held, none_left.stdout)
+    assert none_left.doc["msg"] == (
+        "if0: no free VF on PF enp2s0 (3 VFs: 2 on a kernel driver, not rebound on this "
+        "node (--sriov-dpdk-bind deny); 1 attached to pods)"
+    )
+    assert sriov(node, nic, "DEL", {"if0": "enp2s0", "dpdk": dpdk}, "nobind2", other).rc == 0
+    assert sriov(node, nic, "DEL", {"if0": "enp2s0", "dpdk": dpdk}, "nobind", pod).rc == 0
 
 
 def test_real_nic_path_on_a_veth_pf_is_a_clear_eopnotsupp_error(node: Node, nic: FakeNic) -> None:
