@@ -44,6 +44,7 @@ class SriovReporter:
         publish: Callable[[list[dict[str, Any]]], None],
         interval: float = 60.0,
         debounce: float = 1.0,
+        link_events: bool = True,
     ) -> None:
         self.settings = settings
         self.publish = publish
@@ -55,10 +56,11 @@ class SriovReporter:
         self._cond = threading.Condition()
         self._triggers: set[str] = {"start"}
         self._stop = threading.Event()
-        self._threads = [
-            threading.Thread(target=self._run, name="sriov-discovery", daemon=True),
-            threading.Thread(target=self._listen, name="sriov-link-events", daemon=True),
-        ]
+        self._threads = [threading.Thread(target=self._run, name="sriov-discovery", daemon=True)]
+        if link_events:  # off: only the other triggers (a process outside the host netns)
+            self._threads.append(
+                threading.Thread(target=self._listen, name="sriov-link-events", daemon=True)
+            )
 
     def start(self) -> None:
         for thread in self._threads:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -196,3 +197,48 @@ def test_bad_configuration_names_the_flag_or_variable(
     with pytest.raises(ConfigError) as caught:
         load(argv, environ)
     assert needle in str(caught.value)
+
+
+# ---- SR-IOV discovery ----
+
+
+def test_sriov_reporter_debounces_bursts_and_publishes_only_changes(tmp_path: Path) -> None:
+    """A burst of triggers is one pass after the debounce; an unchanged node is never
+    published again; a new PF is, once."""
+    from multus_node.discovering import SriovReporter
+    from multus_sriov import simnic
+    from multus_sriov.settings import Settings
+
+    def add_pf(index: int) -> None:
+        pf = {"name": f"ens{index}", "pci": f"0000:{0x10 + index:02x}:00.0", "mtu": 1500}
+        pf["mac"] = f"02:00:00:00:00:{index:02x}"
+        simnic.write_pf(str(tmp_path), pf, [{"driver": "vfio-pci"}] * 2, vf_bus=0x20 + index)
+
+    add_pf(0)
+    settings = Settings(
+        {"MULTUS_SYSFS_ROOT": str(tmp_path), "MULTUS_SRIOV_CACHE_DIR": str(tmp_path / "c")}
+    )
+    published: list[list[dict[str, Any]]] = []
+    reporter = SriovReporter(
+        settings, published.append, interval=3600, debounce=0.3, link_events=False
+    )
+    reporter.start()
+    try:
+        deadline = time.monotonic() + 10
+        while reporter.passes < 1:
+            assert time.monotonic() < deadline, "no first pass"
+            time.sleep(0.02)
+        assert [pf["name"] for pf in published[0]] == ["ens0"]
+        for _ in range(50):
+            reporter.poke("link")
+        time.sleep(1.0)
+        assert reporter.passes == 2 and len(published) == 1  # one pass, nothing new
+        add_pf(1)
+        reporter.poke("link")
+        while len(published) < 2:
+            assert time.monotonic() < deadline, "the new PF was not published"
+            time.sleep(0.02)
+        assert [pf["name"] for pf in published[1]] == ["ens0", "ens1"]
+        assert reporter.passes == 3
+    finally:
+        reporter.stop()
