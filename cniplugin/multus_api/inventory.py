@@ -96,6 +96,10 @@ class SriovInventory(BaseModel):
     def pf(self, name: str) -> PhysicalFunction | None:
         return next((pf for pf in self.pfs if pf.name == name), None)
 
+    def vf(self, address: str) -> VirtualFunction | None:
+        """The VF with this PCI address, if the node reported it."""
+        return next((vf for pf in self.pfs for vf in pf.vfs if vf.pciAddress == address), None)
+
     def has_pci(self, address: str) -> bool:
         """Whether a PF or one of its VFs has this PCI address."""
         return any(

@@ -33,10 +33,20 @@ def vf_unusable(
     `rebinding`: the node allows that."""
     if driver in DPDK_DRIVERS:
         return None if dpdk_block else f"{ON_DPDK} ({driver})"
-    if dpdk_block and not rebinding:
-        return NOT_REBOUND
+    problem = rebinding_problem(driver, dpdk_block, rebinding)
+    if problem is not None:
+        return problem
     if not netdev:
         return NO_NETDEV
+    return None
+
+
+def rebinding_problem(driver: str | None, dpdk_block: bool, rebinding: bool) -> str | None:
+    """NOT_REBOUND when a conf with the seed's `dpdk` block would have to rebind this VF
+    (on a kernel driver) on a node that does not rebind drivers; else None. Also for a VF
+    named by `deviceID`, whatever picked it."""
+    if dpdk_block and not rebinding and driver not in DPDK_DRIVERS:
+        return NOT_REBOUND
     return None
 
 

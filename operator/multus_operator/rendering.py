@@ -26,6 +26,7 @@ from multus_rules.sriov import (
     no_free_vf_problem,
     no_such_vf_problem,
     no_vfs_problem,
+    rebinding_problem,
     vf_unusable,
 )
 
@@ -90,6 +91,12 @@ def usable_on(
         elif isinstance(device, str):
             if inventory is None or not inventory.has_pci(device):
                 return f"no device {device}"
+            vf = inventory.vf(device)
+            if vf is not None:
+                dpdk_block = isinstance(conf.get("dpdk"), Mapping)
+                why = rebinding_problem(vf.driver, dpdk_block, inventory.dpdkRebinding is not False)
+                if why is not None:
+                    return f"VF {device} is {why}"
         elif not any(pf.numVfs > 0 for pf in pfs):
             return "no PF with VFs"
     return None

@@ -145,6 +145,19 @@ def test_usable_on_says_why_not_per_pf() -> None:
     # deviceID networks take the device they are given, DPDK or not, managed or not
     by_id = NetworkView("d/i", ({"type": "sriov", "deviceID": "0000:0c:02.0"},))
     assert rendering.usable_on(by_id, dpdk, ["enp12s0f1"]) is None
+    # ... but a dpdk block naming a kernel VF needs a node that rebinds drivers
+    dpdk_by_id = NetworkView(
+        "d/k", ({"type": "sriov", "deviceID": "0000:0c:02.1", "dpdk": {"dpdk_driver": "vfio-pci"}},)
+    )
+    rebinds = SriovInventory(pfs=kernel.pfs, dpdkRebinding=True)
+    assert rendering.usable_on(dpdk_by_id, rebinds) is None
+    assert kernel.dpdkRebinding is False
+    assert rendering.usable_on(dpdk_by_id, kernel) == (
+        "VF 0000:0c:02.1 is on a kernel driver, not rebound on this node (--sriov-dpdk-bind deny)"
+    )
+    assert rendering.usable_on(dpdk_by_id, dpdk) is None  # already on vfio-pci / igb_uio
+    dpdk.dpdkRebinding = False
+    assert rendering.usable_on(dpdk_by_id, dpdk) is None
 
 
 def test_usable_on_by_if0_device_or_any_vf() -> None:
