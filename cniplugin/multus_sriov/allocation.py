@@ -15,7 +15,6 @@ stale: its pod died without a DEL reaching us, and the VF is reclaimed.
 
 from __future__ import annotations
 
-import errno
 import fcntl
 import os
 import time
@@ -164,7 +163,3 @@ def is_stale(record: dict[str, Any]) -> bool:
         return True
     now = netns_id(path)
     return now is None or now != record.get("netnsId")
-
-
-def is_missing(exc: OSError) -> bool:
-    return exc.errno in (errno.ENOENT, errno.ENODEV)

@@ -20,21 +20,16 @@ import errno
 import os
 import struct
 
-TYPE_CHECKING = False
-if TYPE_CHECKING:
-    from collections.abc import Iterator
-    from typing import Any
-
 NETLINK_ROUTE = 0
 RTM_NEWLINK, RTM_GETLINK = 16, 18
-RTM_NEWADDR, RTM_GETADDR = 20, 22
+RTM_NEWADDR = 20
 RTM_NEWROUTE = 24
 RTM_DELLINKPROP = 109
 NLM_F_REQUEST, NLM_F_ACK, NLM_F_EXCL, NLM_F_CREATE, NLM_F_DUMP = 1, 4, 0x200, 0x400, 0x300
 NLMSG_ERROR, NLMSG_DONE = 2, 3
-IFLA_ADDRESS, IFLA_IFNAME, IFLA_MTU, IFLA_OPERSTATE = 1, 3, 4, 16
+IFLA_ADDRESS, IFLA_IFNAME, IFLA_MTU = 1, 3, 4
 IFLA_NET_NS_FD, IFLA_PROP_LIST, IFLA_ALT_IFNAME = 28, 52, 53
-IFLA_PARENT_DEV_NAME, IFLA_PARENT_DEV_BUS_NAME = 56, 57
+IFLA_PARENT_DEV_NAME = 56
 IFA_ADDRESS, IFA_LOCAL = 1, 2
 RTA_DST, RTA_OIF, RTA_GATEWAY = 1, 4, 5
 IFF_UP = 1
@@ -51,7 +46,7 @@ class NetlinkError(OSError):
 
 
 class Link:
-    __slots__ = ("altnames", "flags", "index", "mac", "mtu", "name", "parent_bus", "parent_dev")
+    __slots__ = ("altnames", "flags", "index", "mac", "mtu", "name", "parent_dev")
 
     def __init__(self, index: int, flags: int, attrs: dict[int, list[bytes]]) -> None:
         self.index = index
@@ -62,7 +57,6 @@ class Link:
         mtu = attrs.get(IFLA_MTU)
         self.mtu = struct.unpack("=I", mtu[0][:4])[0] if mtu else 0
         self.parent_dev = _text(attrs, IFLA_PARENT_DEV_NAME)
-        self.parent_bus = _text(attrs, IFLA_PARENT_DEV_BUS_NAME)
         self.altnames: list[str] = []
         for blob in attrs.get(IFLA_PROP_LIST, []):
             self.altnames += [
@@ -104,7 +98,9 @@ class Netlink:
     """One rtnetlink socket, acting in the netns it was opened in."""
 
     def __init__(self) -> None:
-        self.sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_CLOEXEC, 0)
+        self.sock = socket.socket(
+            socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_CLOEXEC, NETLINK_ROUTE
+        )
         self.sock.bind((0, 0))
         self.seq = 0
 
@@ -163,15 +159,6 @@ class Netlink:
             raise
         return self._link(replies[0][1]) if replies else None
 
-    def link_by_index(self, index: int) -> Link | None:
-        try:
-            replies = self._request(RTM_GETLINK, 0, _IFINFO.pack(0, 0, index, 0, 0))
-        except NetlinkError as exc:
-            if exc.errno in (errno.ENODEV, errno.ENOENT):
-                return None
-            raise
-        return self._link(replies[0][1]) if replies else None
-
     def set_link(
         self,
         index: int,
@@ -214,18 +201,6 @@ class Netlink:
         body = _IFADDR.pack(family, int(prefix), 0, 0, index)
         body += _attr(IFA_LOCAL, raw) + _attr(IFA_ADDRESS, raw)
         self._request(RTM_NEWADDR, NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL, body)
-
-    def addresses(self, index: int) -> list[str]:
-        out = []
-        for kind, payload in self._request(RTM_GETADDR, NLM_F_DUMP, _IFADDR.pack(0, 0, 0, 0, 0)):
-            family, prefix, _flags, _scope, where = _IFADDR.unpack_from(payload)
-            if kind != RTM_NEWADDR or where != index:
-                continue
-            attrs = _attrs(payload[_IFADDR.size :])
-            raw = (attrs.get(IFA_LOCAL) or attrs.get(IFA_ADDRESS) or [b""])[0]
-            if raw:
-                out.append(f"{socket.inet_ntop(family, raw)}/{prefix}")
-        return out
 
     def add_route(self, index: int, dst: str, gateway: str | None) -> None:
         address, _, prefix = dst.partition("/")
@@ -293,14 +268,3 @@ def same_netns(fd: int, path: str) -> bool:
     except OSError:
         return False
     return (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino)
-
-
-def links_by_name(nl: Netlink) -> Iterator[tuple[str, Link]]:
-    for link in nl.links():
-        yield link.name, link
-
-
-def describe(link: Link | None) -> dict[str, Any]:
-    if link is None:
-        return {}
-    return {"name": link.name, "mac": link.mac, "mtu": link.mtu, "up": link.up}
