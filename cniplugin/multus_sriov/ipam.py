@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from multus_cni import cnijson, results, versions
 from multus_cni.errors import CniError, IncompatibleVersion
-from multus_cni.invoke import delegate_failure, find_plugin, parse_result, run_bounded
+from multus_cni.invoke import Delegate, find_plugin, parse_result
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -16,56 +16,49 @@ if TYPE_CHECKING:
 TIMEOUT = 60.0
 
 
-def _call(
-    command: str, conf: dict[str, Any], environ: dict[str, str], version: str
-) -> tuple[bytes, str]:
-    """Run the IPAM plugin; (its stdout, the version it was called at)."""
+def _plugin(conf: dict[str, Any], environ: dict[str, str]) -> Delegate:
+    """The conf's IPAM plugin, found in CNI_PATH and run like any delegate."""
     ipam_type = str(conf["ipam"]["type"])
     dirs = [d for d in environ.get("CNI_PATH", "").split(":") if d]
-    path = find_plugin(ipam_type, dirs, "ipam.")
-    env = dict(environ)
-    env["CNI_COMMAND"] = command
-    label = f"IPAM {ipam_type!r}"
-    version = _negotiate(path, env, version, label)
+    return Delegate(find_plugin(ipam_type, dirs, "ipam."), environ, TIMEOUT, f"IPAM {ipam_type!r}")
+
+
+def _call(plugin: Delegate, command: str, conf: dict[str, Any], version: str) -> tuple[bytes, str]:
+    """Run the IPAM plugin; (its stdout, the version it was called at)."""
+    version = _negotiate(plugin, version)
     stdin = cnijson.dumps({**conf, "cniVersion": version}).encode()
-    rc, out, err = run_bounded(path, env, stdin, TIMEOUT, label)
-    if rc != 0:
-        raise delegate_failure(label, command, rc, out, err)
-    return out, version
+    return plugin.call(command, "", stdin), version
 
 
-def _negotiate(path: str, env: dict[str, str], version: str, label: str) -> str:
+def _negotiate(plugin: Delegate, version: str) -> str:
     """Debian's IPAM plugins speak up to 1.0.0: a 1.1.0 conf asks which versions the
     plugin has (one more exec, only for confs newer than 1.0.0) and sends the best."""
     if not versions.at_least(version, "1.1.0"):
         return version
-    ask = {**env, "CNI_COMMAND": "VERSION"}
-    rc, out, _err = run_bounded(
-        path, ask, cnijson.dumps({"cniVersion": version}).encode(), TIMEOUT, label
-    )
     try:
-        offered = cnijson.loads(out).get("supportedVersions") if rc == 0 else None
-    except (ValueError, AttributeError):
+        out = plugin.call("VERSION", "", cnijson.dumps({"cniVersion": version}).encode())
+        offered = cnijson.loads(out).get("supportedVersions")
+    except (CniError, ValueError, AttributeError):
         offered = None
     if not isinstance(offered, list):
         return version
     chosen = versions.negotiate(version, [str(v) for v in offered])
     if chosen is None:
         raise IncompatibleVersion(
-            f"ipam.type: {label} supports {', '.join(map(str, offered))}, none of which can "
-            f"serve {version}"
+            f"ipam.type: {plugin.label} supports {', '.join(map(str, offered))}, none of "
+            f"which can serve {version}"
         )
     return chosen
 
 
 def add(conf: dict[str, Any], environ: dict[str, str], version: str) -> dict[str, Any]:
-    out, sent = _call("ADD", conf, environ, version)
-    doc = parse_result(f"IPAM {conf['ipam']['type']!r}", out, sent)
-    return results.convert(doc, "1.1.0")
+    plugin = _plugin(conf, environ)
+    out, sent = _call(plugin, "ADD", conf, version)
+    return results.convert(parse_result(plugin.label, out, sent), "1.1.0")
 
 
 def delete(conf: dict[str, Any], environ: dict[str, str], version: str) -> None:
-    _call("DEL", conf, environ, version)
+    _call(_plugin(conf, environ), "DEL", conf, version)
 
 
 def configure(nl: Netlink, index: int, result: dict[str, Any]) -> None:
