@@ -56,6 +56,12 @@ class Lock:
             os.close(self.fd)
             self.fd = -1
 
+    def __enter__(self) -> Lock:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
 
 def netns_id(path: str) -> list[int] | None:
     try:
@@ -80,11 +86,19 @@ class Allocations:
                 f"SR-IOV cache dir: cannot create {exc.filename}: {exc.strerror}"
             ) from None
 
+    def _lock(self, name: str) -> Lock:
+        return Lock(os.path.join(self.locks, f"{name}.lock"))
+
     def pf_lock(self, pf_pci: str) -> Lock:
-        return Lock(os.path.join(self.locks, f"pf-{pf_pci}.lock"))
+        return self._lock(f"pf-{pf_pci}")
+
+    def try_vf_lock(self, vf_pci: str) -> Lock | None:
+        """VF `vf_pci`'s lock if no other ADD or DEL holds it now."""
+        lock = self._lock(f"vf-{vf_pci}")
+        return lock if lock.acquire(0) else None
 
     def vf_lock(self, vf_pci: str, timeout: float) -> Lock:
-        lock = Lock(os.path.join(self.locks, f"vf-{vf_pci}.lock"))
+        lock = self._lock(f"vf-{vf_pci}")
         if not lock.acquire(timeout):
             raise TryAgainLater(
                 f"VF {vf_pci}: another ADD or DEL holds it (waited {timeout:g}s); try again"

@@ -108,12 +108,12 @@ class Sriov:
 
     # ---- choosing the VF ----
 
-    def _host_netdev(self, vf: Vf) -> Link | None:
+    def _host_netdev(self, pci: str) -> Link | None:
         """The VF's netdev in the host netns, checked against its PCI address where the
         kernel reports one (a name alone can be reused by another device)."""
-        for name in self.sysfs.netdevs(vf.pci):
+        for name in self.sysfs.netdevs(pci):
             link = self.host.link(name)
-            if link is not None and (not link.parent_dev or link.parent_dev == vf.pci):
+            if link is not None and (not link.parent_dev or link.parent_dev == pci):
                 return link
         return None
 
@@ -121,7 +121,7 @@ class Sriov:
         """Some drivers (iavf) reset a VF on a MAC set: its netdev goes and comes back."""
         deadline = time.monotonic() + self.settings.netdev_wait
         while True:
-            link = self._host_netdev(vf)
+            link = self._host_netdev(vf.pci)
             if link is not None:
                 return link
             if time.monotonic() >= deadline:
@@ -213,7 +213,7 @@ class Sriov:
             if not is_stale(record):
                 return None, record
             self._reclaim(record)
-        if not vf.dpdk and self._host_netdev(vf) is None:
+        if not vf.dpdk and self._host_netdev(vf.pci) is None:
             return None, None
         record = self._new_record(vf, conf)
         self.allocs.save(record)
@@ -250,8 +250,8 @@ class Sriov:
                 if unusable is not None:
                     skipped.setdefault(unusable, []).append(vf.pci)
                     continue
-                lock = Lock(os.path.join(self.allocs.locks, f"vf-{vf.pci}.lock"))
-                if not lock.acquire(0):
+                lock = self.allocs.try_vf_lock(vf.pci)
+                if lock is None:
                     skipped.setdefault("busy with another ADD or DEL", []).append(vf.pci)
                     continue
                 record, holder = self._claim(vf, conf, lock)
@@ -277,17 +277,14 @@ class Sriov:
                     f"CNI_IFNAME: container {self.env.container_id} already has "
                     f"{self.env.ifname} (VF {existing['pciAddress']}); DEL it first"
                 )
-            lock = self.allocs.vf_lock(str(existing["pciAddress"]), VF_LOCK_WAIT)
-            try:
+            with self.allocs.vf_lock(str(existing["pciAddress"]), VF_LOCK_WAIT):
                 log.error(f"undoing an interrupted ADD of VF {existing['pciAddress']} first")
                 self._release(existing, self.env.netns)
-            finally:
-                lock.release()
         if conf.device_id:
             vf, lock, record = self._take_by_pci(conf)
         else:
             vf, lock, record = self._pick_free(conf)
-        try:
+        with lock:
             try:
                 result = self._attach(conf, vf, record)
             except BaseException as exc:
@@ -298,8 +295,6 @@ class Sriov:
             record["state"] = "added"
             record["result"] = result
             self.allocs.save(record)
-        finally:
-            lock.release()
         return results.convert(result, conf.cni_version)
 
     def _attach(self, conf: config.SriovConf, vf: Vf, record: dict[str, Any]) -> dict[str, Any]:
@@ -307,7 +302,7 @@ class Sriov:
         dpdk = vf.dpdk
         if conf.dpdk is not None and not dpdk:
             dpdk = self._bind_dpdk(conf, vf, record)
-        link = None if dpdk else self._host_netdev(vf)
+        link = None if dpdk else self._host_netdev(vf.pci)
         if not dpdk and link is None:
             raise TryAgainLater(f"{vf}: its netdev is not in the host network namespace")
         if link is not None:
@@ -357,15 +352,10 @@ class Sriov:
             if got.get("dns"):
                 result["dns"] = got["dns"]
             if link is not None:
-                pod_fd = self._pod_fd()
-                pod = self.ns.netlink_in(pod_fd)
-                try:
+                with self._in_pod() as pod:
                     pod_link = pod.link(self.env.ifname)
                     assert pod_link is not None
                     ipam.configure(pod, pod_link.index, result)
-                finally:
-                    pod.close()
-                    os.close(pod_fd)
         self._write_device_info(vf, conf)
         return result
 
@@ -373,6 +363,14 @@ class Sriov:
         from .rtnl import open_netns
 
         return open_netns(self.env.netns)
+
+    def _in_pod(self) -> Netlink:
+        """A netlink socket acting in the pod's netns (it keeps that netns by itself)."""
+        pod_fd = self._pod_fd()
+        try:
+            return self.ns.netlink_in(pod_fd)
+        finally:
+            os.close(pod_fd)
 
     def _move_in(self, link: Link, conf: config.SriovConf) -> str:
         """Host -> temporary netns (rename there) -> pod; the pod-side MAC."""
@@ -505,46 +503,13 @@ class Sriov:
         return failures
 
     def _bring_back(self, record: dict[str, Any], netns: str) -> None:
-        from .rtnl import open_netns, same_netns
-
-        ifname = str(record["ifName"])
         original = record["original"]
         pci = str(record["pciAddress"])
         tmp_fd = self.ns.temporary()
         try:
-            moved = False
-            recorded = record.get("netnsId")
-            if netns and netns_id(netns) is not None and netns_id(netns) == recorded:
-                pod_fd = open_netns(netns)
-                try:
-                    if not same_netns(pod_fd, "/proc/self/ns/net"):
-                        pod = self.ns.netlink_in(pod_fd)
-                        try:
-                            inside = pod.link(ifname)
-                            if inside is not None:
-                                pod.set_link(inside.index, up=False)
-                                pod.set_link(inside.index, netns_fd=tmp_fd)
-                                moved = True
-                        finally:
-                            pod.close()
-                finally:
-                    os.close(pod_fd)
-            tmp = self.ns.netlink_in(tmp_fd)
-            try:
-                if not moved:
-                    # Killed mid-move: the temporary netns died with that process, so the
-                    # kernel gave a real VF back to the host, under whatever name it had.
-                    link = self._find_on_host(record)
-                    if link is None:
-                        log.error(
-                            f"VF {pci}: its netdev is neither in the pod nor on the host "
-                            "(already restored, or gone with its netns); VF settings restored"
-                        )
-                        return
-                    if link.name == original["name"] and link.mac == original.get("mac"):
-                        return  # never moved, or already back
-                    self.host.set_link(link.index, up=False)
-                    self.host.set_link(link.index, netns_fd=tmp_fd)
+            if not self._out_of_pod(record, netns, tmp_fd) and not self._off_host(record, tmp_fd):
+                return
+            with self.ns.netlink_in(tmp_fd) as tmp:
                 candidates = [link for link in tmp.links() if link.name != "lo"]
                 if not candidates:
                     return
@@ -557,24 +522,57 @@ class Sriov:
                     mtu=original.get("mtu") or None,
                 )
                 tmp.set_link(link.index, netns_fd=self.ns.home)
-            finally:
-                tmp.close()
             back = self.host.link(name)
             if back is not None and original.get("up"):
                 self.host.set_link(back.index, up=True)
         finally:
             os.close(tmp_fd)
 
-    def _find_on_host(self, record: dict[str, Any]) -> Link | None:
+    def _out_of_pod(self, record: dict[str, Any], netns: str, tmp_fd: int) -> bool:
+        """Move the VF's netdev from its pod (when `netns` is still the netns it was
+        attached in) into the temporary netns `tmp_fd`; whether it was there."""
+        from .rtnl import open_netns, same_netns
+
+        now = netns_id(netns) if netns else None
+        if now is None or now != record.get("netnsId"):
+            return False
+        pod_fd = open_netns(netns)
+        try:
+            if same_netns(pod_fd, "/proc/self/ns/net"):
+                return False
+            with self.ns.netlink_in(pod_fd) as pod:
+                inside = pod.link(str(record["ifName"]))
+                if inside is None:
+                    return False
+                pod.set_link(inside.index, up=False)
+                pod.set_link(inside.index, netns_fd=tmp_fd)
+                return True
+        finally:
+            os.close(pod_fd)
+
+    def _off_host(self, record: dict[str, Any], tmp_fd: int) -> bool:
+        """Killed mid-move: the temporary netns died with that process, so the kernel
+        gave a real VF back to the host, under whatever name it had. Move it into the
+        temporary netns `tmp_fd` unless it is back as it was; whether it was moved."""
+        original = record["original"]
         pci = str(record["pciAddress"])
-        for name in self.sysfs.netdevs(pci):
-            link = self.host.link(name)
-            if link is not None and (not link.parent_dev or link.parent_dev == pci):
-                return link
-        for link in self.host.links():
-            if link.parent_dev == pci:
-                return link
-        return None
+        link = self._find_on_host(pci)
+        if link is None:
+            log.error(
+                f"VF {pci}: its netdev is neither in the pod nor on the host "
+                "(already restored, or gone with its netns); VF settings restored"
+            )
+            return False
+        if link.name == original["name"] and link.mac == original.get("mac"):
+            return False  # never moved, or already back
+        self.host.set_link(link.index, up=False)
+        self.host.set_link(link.index, netns_fd=tmp_fd)
+        return True
+
+    def _find_on_host(self, pci: str) -> Link | None:
+        """Where sysfs says, else any host link the kernel says is that device's."""
+        found = self._host_netdev(pci)
+        return found or next((link for link in self.host.links() if link.parent_dev == pci), None)
 
     def _free_host_name(self, wanted: str, pci: str) -> str:
         if self.host.link(wanted) is None:
@@ -597,15 +595,12 @@ class Sriov:
         if record is None:
             self._release_ipam_without_record()
             return
-        lock = self.allocs.vf_lock(str(record["pciAddress"]), VF_LOCK_WAIT * 3)
-        try:
+        with self.allocs.vf_lock(str(record["pciAddress"]), VF_LOCK_WAIT * 3):
             current = self.allocs.load(str(record["pciAddress"]))
             if current is None or current.get("containerId") != self.env.container_id:
                 return  # a concurrent DEL finished it
             # an unmounted or host netns path is no pod's: look for the VF on the host
             failures = self._release(current, netns_for_del(self.env.netns))
-        finally:
-            lock.release()
         if failures:
             raise CniError(
                 f"DEL of VF {record['pciAddress']} ({self.env.container_id}/{self.env.ifname}) "
@@ -646,15 +641,8 @@ class Sriov:
         if record.get("dpdk"):
             return
         check_netns(self.env.netns)
-        pod_fd = self._pod_fd()
-        try:
-            pod = self.ns.netlink_in(pod_fd)
-            try:
-                link = pod.link(self.env.ifname)
-            finally:
-                pod.close()
-        finally:
-            os.close(pod_fd)
+        with self._in_pod() as pod:
+            link = pod.link(self.env.ifname)
         if link is None:
             raise CniError(
                 f"CHECK: VF {record['pciAddress']} ({self.env.ifname}) is missing from the pod"
@@ -677,10 +665,7 @@ class Sriov:
             key = (str(record.get("containerId")), str(record.get("ifName")))
             if record.get("network") != self.raw.get("name") or key in valid:
                 continue
-            lock = self.allocs.vf_lock(str(record["pciAddress"]), VF_LOCK_WAIT)
-            try:
+            with self.allocs.vf_lock(str(record["pciAddress"]), VF_LOCK_WAIT):
                 failures += self._release(record, str(record.get("netns") or ""), stale=True)
-            finally:
-                lock.release()
         if failures:
             raise CniError("GC could not release every VF: " + "; ".join(failures))
