@@ -90,7 +90,7 @@ def discover(
             except Exception:  # a PF the NIC will not report on: PCI facts still count
                 settings = {}
         vfs = []
-        for vf in sysfs.vfs(pf_pci):
+        for vf in sysfs.vfs(pf_pci, str(pf["name"])):
             record = held.get(vf.pci)
             original: Mapping[str, Any] = (record or {}).get("original") or {}
             driver = vf.driver

@@ -131,8 +131,10 @@ class Sysfs:
                     found.append((int(entry[6:]), target))
         return sorted(found)
 
-    def vfs(self, pf_pci: str) -> list[Vf]:
-        pf_name = self.pf_name(pf_pci) or ""
+    def vfs(self, pf_pci: str, pf_name: str | None = None) -> list[Vf]:
+        """The PF's VFs; `pf_name`: its netdev's name when the caller has just read it."""
+        if pf_name is None:
+            pf_name = self.pf_name(pf_pci) or ""
         return [self._vf(pf_name, pf_pci, index, pci) for index, pci in self.vf_links(pf_pci)]
 
     def _vf(self, pf_name: str, pf_pci: str, index: int, pci: str) -> Vf:
