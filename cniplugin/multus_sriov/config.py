@@ -11,7 +11,7 @@ As with sriov-cni, a field that is absent leaves that VF setting as it is.
 
 from __future__ import annotations
 
-from multus_cni import cnijson
+from multus_cni import cnijson, versions
 from multus_cni.errors import InvalidConfig
 from multus_rules.names import ifname_problem
 
@@ -20,6 +20,11 @@ if TYPE_CHECKING:
     from typing import Any
 
 _HEX = frozenset("0123456789abcdefABCDEF")
+
+
+def cni_version(raw: dict[str, Any]) -> str:
+    """The version a conf is at: the spec's default where it gives none."""
+    return str(raw.get("cniVersion") or versions.DEFAULT_VERSION)
 
 
 def is_pci_address(value: str) -> bool:
@@ -53,7 +58,7 @@ class SriovConf:
     def __init__(self, raw: dict[str, Any]) -> None:
         self.raw = raw
         self.name = str(raw.get("name") or "")
-        self.cni_version = str(raw.get("cniVersion") or "0.3.1")
+        self.cni_version = cni_version(raw)
         self.if0: str = ""
         self.device_id: str = ""
         self.vf_index: int | None = None

@@ -473,11 +473,12 @@ class Sriov:
     def _release(self, record: dict[str, Any], netns: str, stale: bool = False) -> list[str]:
         """Undo everything `record` says was (or may have been) done; what failed."""
         failures: list[str] = []
-        conf_raw = record.get("conf") if isinstance(record.get("conf"), dict) else {}
-        if record.get("ipam") and isinstance(conf_raw, dict) and conf_raw.get("ipam"):
+        conf = record.get("conf")
+        conf_raw: dict[str, Any] = conf if isinstance(conf, dict) else {}
+        if record.get("ipam") and conf_raw.get("ipam"):
             try:
-                version = str(conf_raw.get("cniVersion") or "0.3.1")
-                ipam.delete(conf_raw, self._ipam_env(record if stale else None), version)
+                env = self._ipam_env(record if stale else None)
+                ipam.delete(conf_raw, env, config.cni_version(conf_raw))
             except CniError as exc:
                 failures.append(exc.msg)
         original = record.get("original") or {}
@@ -497,7 +498,7 @@ class Sriov:
             except VfSettingsError as exc:
                 failures.append(str(exc))
         if not stale:
-            remove(self._device_info_path(conf_raw if isinstance(conf_raw, dict) else {}))
+            remove(self._device_info_path(conf_raw))
         if not failures:
             self.allocs.delete(str(record["pciAddress"]))
         return failures
@@ -616,7 +617,7 @@ class Sriov:
             if self.raw.get("l2enable") is True:
                 return
             try:
-                ipam.delete(self.raw, self._ipam_env(), str(self.raw.get("cniVersion") or "0.3.1"))
+                ipam.delete(self.raw, self._ipam_env(), config.cni_version(self.raw))
             except CniError as exc:
                 log.error(f"IPAM DEL without an allocation record failed: {exc.msg}")
 
