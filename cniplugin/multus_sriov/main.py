@@ -10,6 +10,7 @@ from multus_cni.errors import CniError, InvalidConfig
 from multus_cni.logs import log
 from multus_cni.main import serve
 from multus_cni.netconf import check_version, decode
+from multus_rules.sriov import SRIOV_TYPES
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -25,7 +26,7 @@ def run(stdin: bytes, environ: dict[str, str] | None = None) -> tuple[int, dict[
             return 0, versions.version_answer()
         raw = decode(stdin)
         out_version = check_version(raw.get("cniVersion", versions.DEFAULT_VERSION), "")
-        if raw.get("type") not in (None, "sriov", "multus-sriov"):
+        if raw.get("type") not in (None, *SRIOV_TYPES):
             raise InvalidConfig(f"type: {raw.get('type')!r} is not sriov")
         level = raw.get("logLevel")
         path = raw.get("logFile")

@@ -16,11 +16,12 @@ Keys (both implementations): `mac`, `vlan`, `vlanQoS`, `vlanProto` (`802.1Q`/`80
 from __future__ import annotations
 
 import errno
-import fcntl
 import os
 
 from multus_cni import cnijson
 from multus_cni.fsutil import write_atomic
+
+from .allocation import Lock
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -71,10 +72,10 @@ class SimVfSettings:
     def __init__(self, path: str) -> None:
         self.path = path
 
-    def _locked(self) -> int:
-        fd = os.open(self.path + ".lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        return fd
+    def _locked(self) -> Lock:
+        lock = Lock(self.path + ".lock")
+        lock.acquire(None)
+        return lock
 
     def _load(self) -> dict[str, Any]:
         try:
@@ -93,27 +94,21 @@ class SimVfSettings:
         return doc
 
     def read(self, pf: str) -> dict[int, dict[str, Any]]:
-        fd = self._locked()
-        try:
+        with self._locked():
             state = self._load().get(pf) or {}
-        finally:
-            os.close(fd)
         return {int(k): {**FRESH, **v} for k, v in state.items() if isinstance(v, dict)}
 
     def apply(self, pf: str, vf: int, settings: dict[str, Any]) -> None:
         unknown = sorted(set(settings) - set(KEYS))
         if unknown:
             raise VfSettingsError(f"PF {pf} VF {vf}: unknown VF settings {unknown}")
-        fd = self._locked()
-        try:
+        with self._locked():
             state = self._load()
             per_pf = state.setdefault(pf, {})
             entry = {**FRESH, **per_pf.get(str(vf), {})}
             entry.update(settings)
             per_pf[str(vf)] = entry
             write_atomic(self.path, (cnijson.dumps(state) + "\n").encode(), mode=0o644)
-        finally:
-            os.close(fd)
 
 
 class NetlinkVfSettings:
