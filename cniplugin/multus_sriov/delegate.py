@@ -301,7 +301,8 @@ class Sriov:
         original: dict[str, Any] = record["original"]
         dpdk = vf.dpdk
         if conf.dpdk is not None and not dpdk:
-            dpdk = self._bind_dpdk(conf, vf, record)
+            self._bind_dpdk(conf, vf, record)
+            dpdk = True
         link = None if dpdk else self._host_netdev(vf.pci)
         if not dpdk and link is None:
             raise TryAgainLater(f"{vf}: its netdev is not in the host network namespace")
@@ -378,8 +379,7 @@ class Sriov:
         pod_fd = self._pod_fd()
         tmp_fd = -1
         try:
-            pod = self.ns.netlink_in(pod_fd)
-            try:
+            with self.ns.netlink_in(pod_fd) as pod:
                 if pod.link(ifname) is not None:
                     raise InvalidEnvironment(
                         f"CNI_IFNAME: {ifname} already exists in the pod's netns {self.env.netns}"
@@ -388,29 +388,24 @@ class Sriov:
                 if link.up:
                     self.host.set_link(link.index, up=False)
                 self.host.set_link(link.index, netns_fd=tmp_fd)
-                tmp = self.ns.netlink_in(tmp_fd)
-                try:
+                with self.ns.netlink_in(tmp_fd) as tmp:
                     moved = tmp.link(link.name)
                     assert moved is not None
                     tmp.drop_altnames(moved)
                     tmp.set_link(moved.index, name=ifname, mac=conf.wanted.get("mac"))
                     tmp.set_link(moved.index, netns_fd=pod_fd)
-                finally:
-                    tmp.close()
                 inside = pod.link(ifname)
                 assert inside is not None
                 pod.set_link(inside.index, up=True)
                 inside = pod.link(ifname)
                 assert inside is not None
                 return inside.mac
-            finally:
-                pod.close()
         finally:
             os.close(pod_fd)
             if tmp_fd >= 0:
                 os.close(tmp_fd)
 
-    def _bind_dpdk(self, conf: config.SriovConf, vf: Vf, record: dict[str, Any]) -> bool:
+    def _bind_dpdk(self, conf: config.SriovConf, vf: Vf, record: dict[str, Any]) -> None:
         assert conf.dpdk is not None
         if not self.settings.allow_driver_binding:
             raise InvalidConfig(
@@ -432,7 +427,6 @@ class Sriov:
                 f"dpdk: {vf} is on driver {now} after binding it to {conf.dpdk['dpdk_driver']}",
                 code=5,
             )
-        return True
 
     def _device_info_path(self, record_or_conf: dict[str, Any]) -> str:
         runtime = record_or_conf.get("runtimeConfig")
