@@ -15,6 +15,7 @@ from typing import Annotated, Any, ClassVar, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from multus_rules.names import PLUGIN_NAME_PATTERN, plugin_type_problem
+from multus_rules.sriov import conf_problems as sriov_conf_problems
 
 from .ipam import Dns, check_ipam
 from .problems import Problem, Severity, from_validation_error, join_path
@@ -276,29 +277,13 @@ def check_plugin_conf(raw: Any, base: str) -> list[Problem]:
     if parsed.ipam is not None:
         found += check_ipam(parsed.ipam, join_path(base, "ipam"))
     if isinstance(parsed, SriovConf):
-        found += _check_sriov(parsed, base)
+        found += _check_sriov(raw, base)
     if isinstance(parsed, FlannelConf) and parsed.delegate and "type" in parsed.delegate:
         found += check_plugin_name(parsed.delegate["type"], join_path(base, "delegate.type"))
     return found
 
 
-def _check_sriov(conf: SriovConf, base: str) -> list[Problem]:
-    found: list[Problem] = []
-    if conf.vlanQoS and not conf.vlan:
-        found.append(Problem(join_path(base, "vlanQoS"), "needs a non-zero vlan"))
-    if conf.min_tx_rate and conf.max_tx_rate and conf.min_tx_rate > conf.max_tx_rate:
-        found.append(
-            Problem(
-                join_path(base, "min_tx_rate"),
-                f"{conf.min_tx_rate} is above max_tx_rate {conf.max_tx_rate}",
-            )
-        )
-    if conf.l2enable and conf.ipam is not None:
-        found.append(Problem(join_path(base, "ipam"), "l2enable means no IPAM; remove one"))
-    if conf.dpdk is not None and conf.ipam is not None:
-        found.append(Problem(join_path(base, "ipam"), "a DPDK VF gets no kernel IPAM"))
-    if conf.if0 is not None and conf.deviceID is not None:
-        found.append(
-            Problem(join_path(base, "deviceID"), "give if0 (seed form) or deviceID, not both")
-        )
-    return found
+def _check_sriov(raw: dict[str, Any], base: str) -> list[Problem]:
+    """The delegate's own rules across fields (`multus_rules.sriov`): Invalid exactly
+    when our sriov delegate refuses the conf before touching a VF."""
+    return [Problem(join_path(base, f.path), f.message) for f in sriov_conf_problems(raw)]

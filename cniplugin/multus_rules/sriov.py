@@ -13,9 +13,12 @@ is held by another plugin (or a pod it gave it to), or has no driver bound.
 
 from __future__ import annotations
 
+from .findings import Finding
+
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Iterable, Mapping
+    from typing import Any
 
 SRIOV_TYPES = ("sriov", "multus-sriov")  # the SR-IOV delegate under either of its names
 DPDK_DRIVERS = frozenset(("vfio-pci", "uio_pci_generic", "igb_uio"))
@@ -85,3 +88,25 @@ def no_free_vf_problem(pf_name: str, total: int, skipped: dict[str, list[str]]) 
         return f"no free VF on PF {pf_name}: {every} on a DPDK driver"
     why = "; ".join(f"{len(v)} {k}" for k, v in skipped.items())
     return f"no free VF on PF {pf_name} ({total} VF{'s' * (total != 1)}: {why})"
+
+
+def conf_problems(conf: Mapping[str, Any]) -> list[Finding]:
+    """What the sriov delegate refuses across the fields of its conf (each field's own
+    type and range checked first), before it touches a VF: the delegate fails its ADD with
+    the first (code 7), the operator marks the network Invalid with all of them."""
+    found: list[Finding] = []
+    vlan, qos, proto = conf.get("vlan"), conf.get("vlanQoS"), conf.get("vlanProto")
+    if qos and not vlan:
+        found.append(Finding("vlanQoS", "needs a non-zero vlan"))
+    if proto is not None and vlan is None:
+        found.append(Finding("vlanProto", "needs a vlan"))
+    elif isinstance(proto, str) and proto.lower() == "802.1ad" and vlan == 0:
+        found.append(Finding("vlanProto", "802.1ad needs a non-zero vlan"))
+    low, high = conf.get("min_tx_rate"), conf.get("max_tx_rate")
+    if isinstance(low, int) and isinstance(high, int) and low and high and low > high:
+        found.append(Finding("min_tx_rate", f"{low} is above max_tx_rate {high}"))
+    if conf.get("l2enable") is True and conf.get("ipam") not in (None, {}):
+        found.append(Finding("ipam", "l2enable means no IPAM; remove one of them"))
+    if conf.get("vf") is not None and not conf.get("if0"):
+        found.append(Finding("vf", "a fixed VF index needs if0 (its PF)"))
+    return found

@@ -14,6 +14,7 @@ from __future__ import annotations
 from multus_cni import cnijson, versions
 from multus_cni.errors import InvalidConfig
 from multus_rules.names import ifname_problem
+from multus_rules.sriov import conf_problems
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -131,8 +132,6 @@ def parse(raw: dict[str, Any]) -> SriovConf:
             "deviceID: missing: name the VF by deviceID (its PCI address, usually injected by "
             "multus from the NAD's k8s.v1.cni.cncf.io/resourceName) or the PF by if0"
         )
-    if conf.vf_index is not None and not conf.if0:
-        raise InvalidConfig("vf: a fixed VF index needs if0 (its PF)")
     l2 = raw.get("l2enable", False)
     if not isinstance(l2, bool):
         raise InvalidConfig(f"l2enable: must be true or false, not {l2!r}")
@@ -153,10 +152,11 @@ def parse(raw: dict[str, Any]) -> SriovConf:
     if ipam is not None and ipam != {}:
         if not isinstance(ipam, dict) or not isinstance(ipam.get("type"), str):
             raise InvalidConfig("ipam: must be an object with a type")
-        if conf.l2enable:
-            raise InvalidConfig("ipam: l2enable means no IPAM; remove one of them")
         conf.ipam = ipam
     conf.wanted = _vf_settings(raw, runtime)
+    problems = conf_problems(raw)  # across fields, once each field's own type is right
+    if problems:
+        raise InvalidConfig(str(problems[0]))
     return conf
 
 
@@ -169,10 +169,6 @@ def _vf_settings(raw: dict[str, Any], runtime: dict[str, Any]) -> dict[str, Any]
         wanted["vlan"] = vlan
         wanted["vlanQoS"] = qos or 0
         wanted["vlanProto"] = "802.1ad" if proto == "802.1ad" else "802.1Q"
-    elif qos or proto:
-        raise InvalidConfig("vlanQoS/vlanProto: need a vlan")
-    if wanted.get("vlan") == 0 and (qos or proto == "802.1ad"):
-        raise InvalidConfig("vlanQoS/vlanProto: need a non-zero vlan")
     mac = runtime.get("mac") or raw.get("mac")
     if mac is not None:
         if not isinstance(mac, str) or not is_mac(mac):
@@ -187,8 +183,6 @@ def _vf_settings(raw: dict[str, Any], runtime: dict[str, Any]) -> dict[str, Any]
         wanted["linkState"] = state
     low = _int(raw, "min_tx_rate", 0, 1 << 31)
     high = _int(raw, "max_tx_rate", 0, 1 << 31)
-    if low and high and low > high:
-        raise InvalidConfig(f"min_tx_rate: {low} is above max_tx_rate {high}")
     if low is not None:
         wanted["minTxRate"] = low
     if high is not None:

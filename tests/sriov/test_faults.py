@@ -245,7 +245,9 @@ def test_vf_held_outside_our_records_is_refused_with_code_11(node: Node, nic: Fa
     ("conf", "field"),
     [
         ({"if0": "enp2s0", "vlan": 4095}, "vlan: must be an integer from 0 to 4094"),
-        ({"if0": "enp2s0", "vlanQoS": 2}, "vlanQoS/vlanProto: need a vlan"),
+        ({"if0": "enp2s0", "vlanQoS": 2}, "vlanQoS: needs a non-zero vlan"),
+        ({"if0": "enp2s0", "vlan": 0, "vlanProto": "802.1ad"}, "vlanProto: 802.1ad needs a non"),
+        ({"deviceID": "0000:02:02.0", "vf": 1}, "vf: a fixed VF index needs if0"),
         ({"if0": "enp2s0", "spoofchk": "yes"}, "spoofchk: must be one of on, off"),
         ({"if0": "enp2s0", "mac": "zz"}, "mac: 'zz' is not a MAC address"),
         ({"if0": "enp2s0", "min_tx_rate": 9, "max_tx_rate": 5}, "min_tx_rate: 9 is above"),
