@@ -10,6 +10,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from multus_rules.multusconf import DEFAULT_GLOBAL_NAMESPACES
+
 from .nodeconf import SHIM_TYPE, THIN_TYPE
 from .rules import CniVersion, ConfPath, LogLevel, Namespace, NetworkName
 
@@ -94,7 +96,10 @@ class MultusSettings(BaseModel):
         default=None, description="Seed form: inline delegate confs instead of clusterNetwork."
     )
     namespaceIsolation: bool = False
-    globalNamespaces: list[Namespace] = Field(default_factory=list)
+    # The plugin's own default for a conf without the key (one rule, whoever writes it).
+    globalNamespaces: list[Namespace] = Field(
+        default_factory=lambda: list(DEFAULT_GLOBAL_NAMESPACES)
+    )
     systemNamespaces: list[Namespace] = Field(default_factory=lambda: ["kube-system"])
     multusNamespace: Namespace = "kube-system"
     logLevel: LogLevel = "error"

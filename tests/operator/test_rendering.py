@@ -8,6 +8,7 @@ from multus_api.inventory import PhysicalFunction, SriovInventory, VirtualFuncti
 from multus_api.settings import LabelSelector, LabelSelectorRequirement, MultusSettings
 from multus_operator import conditions, rendering
 from multus_operator.rendering import NetworkView, NodeView
+from multus_rules.multusconf import DEFAULT_GLOBAL_NAMESPACES
 
 
 def test_configmap_name_is_short_stable_and_distinct() -> None:
@@ -33,6 +34,10 @@ def test_thin_and_thick_confs() -> None:
     thick = json.loads(rendering.render(settings, node, [])[rendering.CONF_KEY])
     assert thick["type"] == "multus-py-shim" and thick["daemonSocketDir"] == "/run/multus"
     assert thick["globalNamespaces"] == "default,shared"  # Multus v4's comma-joined form
+    # Without the key, the plugin's own default: the same as a hand-written conf's.
+    isolated = MultusSettings(namespaceIsolation=True)
+    conf = json.loads(rendering.render(isolated, node, [])[rendering.CONF_KEY])
+    assert conf["globalNamespaces"] == ",".join(DEFAULT_GLOBAL_NAMESPACES) == "default"
 
 
 def test_seed_conf_file_mode_renders_delegates() -> None:
