@@ -13,7 +13,6 @@ from multus_rules.confs import MAX_CONF_BYTES as MAX_CONF_BYTES  # the plugin re
 from multus_rules.confs import check_network, masters_finding
 from multus_rules.findings import Finding, first_error
 from multus_rules.multusconf import LOG_LEVELS
-from multus_rules.names import bare_name_problem
 from multus_rules.versions import version_problem
 
 from . import cnijson, versions
@@ -166,15 +165,6 @@ def check_version(version: Any, where: str) -> str:
         raise refusal(Finding(f"{where}cniVersion", problem[1], code=problem[0]))
     assert isinstance(version, str)
     return version
-
-
-def check_plugin_type(value: Any, where: str) -> str:
-    """A recorded `type` DEL may exec: never a path (`names.bare_name_problem`)."""
-    why = bare_name_problem(value)
-    if why:
-        raise InvalidConfig(f"{where}type: {why}")
-    assert isinstance(value, str)
-    return value
 
 
 def parse_delegate(

@@ -10,12 +10,14 @@ quarantines it and falls back to the conf).
 
 from __future__ import annotations
 
+from multus_rules.names import bare_name_problem
+
 from . import records, versions
 from .attachment import Attachment, PluginCall
 from .cache import CorruptRecord
 from .errors import CniError
 from .invoke import Delegate, find_plugin
-from .netconf import DelegateNetwork, check_plugin_type, strip_per_call
+from .netconf import DelegateNetwork, strip_per_call
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -39,13 +41,14 @@ def safe_plugins(conf: dict[str, Any], where: str) -> list[dict[str, Any]]:
     for index, plugin in enumerate(plugins):
         if not isinstance(plugin, dict):
             raise CorruptRecord(f"{where}.plugins[{index}]: not an object")
-        try:
-            check_plugin_type(plugin.get("type"), f"{where}.plugins[{index}].")
-            ipam = plugin.get("ipam")
-            if isinstance(ipam, dict) and "type" in ipam:
-                check_plugin_type(ipam["type"], f"{where}.plugins[{index}].ipam.")
-        except CniError as exc:
-            raise CorruptRecord(exc.msg) from None
+        why = bare_name_problem(plugin.get("type"))
+        if why:
+            raise CorruptRecord(f"{where}.plugins[{index}].type: {why}")
+        ipam = plugin.get("ipam")
+        if isinstance(ipam, dict) and "type" in ipam:
+            why = bare_name_problem(ipam["type"])
+            if why:
+                raise CorruptRecord(f"{where}.plugins[{index}].ipam.type: {why}")
         checked.append(strip_per_call(plugin))
     return checked
 
