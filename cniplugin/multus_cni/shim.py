@@ -30,10 +30,10 @@ import os
 import sys
 import time
 
+from multus_rules.confs import MAX_CONF_BYTES
 from multus_rules.names import is_safe_name
 
 from . import cnijson, versions
-from .netconf import MAX_CONF_BYTES
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -115,11 +115,6 @@ def parse_reply_header(line: bytes) -> tuple[str, int, int, int]:
 
 def cni_error(code: int, msg: str, cni_version: str) -> bytes:
     return (cnijson.dumps({"cniVersion": cni_version, "code": code, "msg": msg}) + "\n").encode()
-
-
-def version_answer() -> bytes:
-    doc = {"cniVersion": versions.LATEST, "supportedVersions": list(versions.SUPPORTED_VERSIONS)}
-    return (cnijson.dumps(doc) + "\n").encode()
 
 
 # ---- the shim ----
@@ -242,7 +237,7 @@ def call(stdin: bytes, environ: Mapping[str, str]) -> tuple[int, bytes, bytes]:
     """One CNI call through the daemon: (exit code, stdout bytes, stderr bytes)."""
     command = environ.get("CNI_COMMAND", "")
     if command == "VERSION":
-        return 0, version_answer(), b""
+        return 0, (cnijson.dumps(versions.version_answer()) + "\n").encode(), b""
     conf: object = None
     try:
         conf = cnijson.loads(stdin)
