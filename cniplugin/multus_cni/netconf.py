@@ -180,29 +180,22 @@ def parse_delegate(
     )
     if error is not None:
         raise refusal(error, where)
-    version = raw.get("cniVersion", default_version)
-    name = _string(raw, "name") or default_name
-    master = raw.get("masterplugin", False)
-    requested = _string(raw, "if0name")
-    source = where.rstrip(".")
-    if "plugins" in raw:
-        return DelegateNetwork(
-            name,
-            version,
-            [strip_per_call(p) for p in raw["plugins"]],
-            is_list=True,
-            source=source,
-            master=master,
-            requested_ifname=requested,
-        )
+    return _checked_delegate(raw, where, default_version, default_name)
+
+
+def _checked_delegate(
+    raw: dict[str, Any], where: str, default_version: str, default_name: str
+) -> DelegateNetwork:
+    """`parse_delegate` for a conf `check_network` has already passed."""
+    is_list = "plugins" in raw
     return DelegateNetwork(
-        name,
-        version,
-        [strip_per_call(raw)],
-        is_list=False,
-        source=source,
-        master=master,
-        requested_ifname=requested,
+        _string(raw, "name") or default_name,
+        raw.get("cniVersion", default_version),
+        [strip_per_call(p) for p in (raw["plugins"] if is_list else [raw])],
+        is_list=is_list,
+        source=where.rstrip("."),
+        master=raw.get("masterplugin", False),
+        requested_ifname=_string(raw, "if0name"),
     )
 
 
@@ -338,9 +331,10 @@ def _resolve_delegates(raw: dict[str, Any], conf: MultusConf) -> list[DelegateNe
         else:
             cluster_per_pod = True
     elif inline is not None:
+        # check_networks has held each to check_network, with these same defaults.
         for index, item in enumerate(inline):
             delegates.append(
-                parse_delegate(
+                _checked_delegate(
                     item, f"delegates[{index}].", conf.cni_version, f"{conf.name}-{index}"
                 )
             )
