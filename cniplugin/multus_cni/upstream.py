@@ -74,10 +74,7 @@ def _network(item: Any, where: str, default_version: str) -> DelegateNetwork:
     conf = cnijson.loads(binascii.a2b_base64(item["Bytes"]))
     if not isinstance(conf, dict):
         raise ValueError(f"{where}: the conf in Bytes is not an object")
-    try:
-        plugins = safe_plugins(conf, where)
-    except CorruptRecord as exc:
-        raise ValueError(str(exc)) from None
+    plugins = safe_plugins(conf, where)
     version = conf.get("cniVersion")
     if not isinstance(version, str) or not versions.is_supported(version):
         version = default_version  # e.g. 0.2.0, which we cannot speak; DEL needs little
@@ -125,7 +122,7 @@ def load(cni_dir: str, container_id: str, ifname: str) -> UpstreamRecord | None:
                 args = cached.get("capabilityArgs")
                 capability_args = args if isinstance(args, dict) else None
             delegates.append(UpstreamDelegate(network, name, cache, result, capability_args))
-    except (OSError, ValueError, CniError) as exc:
+    except (OSError, ValueError, CorruptRecord, CniError) as exc:
         reason = exc.msg if isinstance(exc, CniError) else str(exc)
         log.error(f"upstream Multus cache {path} cannot be used ({reason}); ignoring it")
         return None
