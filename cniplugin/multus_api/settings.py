@@ -10,7 +10,11 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from multus_rules.multusconf import DEFAULT_GLOBAL_NAMESPACES
+from multus_rules.multusconf import (
+    DEFAULT_GLOBAL_NAMESPACES,
+    DEFAULT_MULTUS_NAMESPACE,
+    DEFAULT_SYSTEM_NAMESPACES,
+)
 
 from .nodeconf import SHIM_TYPE, THIN_TYPE
 from .rules import CniVersion, ConfPath, LogLevel, Namespace, NetworkName
@@ -100,8 +104,10 @@ class MultusSettings(BaseModel):
     globalNamespaces: list[Namespace] = Field(
         default_factory=lambda: list(DEFAULT_GLOBAL_NAMESPACES)
     )
-    systemNamespaces: list[Namespace] = Field(default_factory=lambda: ["kube-system"])
-    multusNamespace: Namespace = "kube-system"
+    systemNamespaces: list[Namespace] = Field(
+        default_factory=lambda: list(DEFAULT_SYSTEM_NAMESPACES)
+    )
+    multusNamespace: Namespace = DEFAULT_MULTUS_NAMESPACE
     logLevel: LogLevel = "error"
     logFile: ConfPath | None = None
     readinessindicatorfile: ConfPath | None = None
