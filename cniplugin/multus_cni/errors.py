@@ -2,7 +2,6 @@
 
     CniError (999, internal)
     ├── IncompatibleVersion (1)
-    ├── UnsupportedField (2)
     ├── ContainerUnknown (3)
     ├── InvalidEnvironment (4)
     ├── IoFailure (5)
@@ -48,10 +47,6 @@ class CniError(Exception):
 
 class IncompatibleVersion(CniError):
     code = 1
-
-
-class UnsupportedField(CniError):
-    code = 2
 
 
 class ContainerUnknown(CniError):

@@ -71,14 +71,20 @@ def run(
             log.error(f"DEL: {env.refusal}; ADD refuses this, so nothing is attached; done")
             return 0, None
         return 0, _serve_locked(env, conf, api, netlink, devices)
-    except CniError as exc:
+    except Exception as exc:
+        return failed(exc, out_version)
+
+
+def failed(exc: Exception, out_version: str) -> tuple[int, dict[str, Any]]:
+    """A command's failure as the CNI error document, logged: a CniError as it is, anything
+    else as an internal error (never a traceback on stdout; it goes to the log)."""
+    if isinstance(exc, CniError):
         log.error(f"{exc.msg} (code {exc.code})")
         return 1, exc.to_dict(out_version)
-    except Exception as exc:  # never a traceback on stdout: report it as a CNI error
-        import traceback
+    import traceback
 
-        log.error("unexpected failure:\n" + traceback.format_exc())
-        return 1, CniError(f"internal error: {type(exc).__name__}: {exc}").to_dict(out_version)
+    log.error("unexpected failure:\n" + traceback.format_exc())
+    return 1, CniError(f"internal error: {type(exc).__name__}: {exc}").to_dict(out_version)
 
 
 def _serve_locked(

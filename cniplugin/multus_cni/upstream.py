@@ -101,7 +101,7 @@ def load(cni_dir: str, container_id: str, ifname: str) -> UpstreamRecord | None:
         delegates: list[UpstreamDelegate] = []
         for index, item in enumerate(items):
             where = f"upstream Multus cache {path} [{index}]"
-            network = _network(item, where, "0.3.1")
+            network = _network(item, where, versions.DEFAULT_VERSION)
             request = item.get("ifnameRequest")
             if index == 0:
                 name = ifname  # the cluster network: CNI_IFNAME, as at its ADD

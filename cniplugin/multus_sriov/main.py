@@ -6,9 +6,9 @@ import os
 
 from multus_cni import versions
 from multus_cni.environ import read_env
-from multus_cni.errors import CniError, InvalidConfig
+from multus_cni.errors import InvalidConfig
 from multus_cni.logs import log
-from multus_cni.main import serve
+from multus_cni.main import failed, serve
 from multus_cni.netconf import check_version, decode
 from multus_rules.sriov import SRIOV_TYPES
 
@@ -53,14 +53,8 @@ def run(stdin: bytes, environ: dict[str, str] | None = None) -> tuple[int, dict[
             return 0, None
         finally:
             sriov.close()
-    except CniError as exc:
-        log.error(f"{exc.msg} (code {exc.code})")
-        return 1, exc.to_dict(out_version)
-    except Exception as exc:  # never a traceback on stdout
-        import traceback
-
-        log.error("unexpected failure:\n" + traceback.format_exc())
-        return 1, CniError(f"internal error: {type(exc).__name__}: {exc}").to_dict(out_version)
+    except Exception as exc:
+        return failed(exc, out_version)
 
 
 def main() -> None:
