@@ -67,26 +67,24 @@ class Reply:
 
 class Handler:
     def __init__(
-        self, config: NodeConfig, pool: ClientPool | None, netlink: Netlink | None
+        self,
+        config: NodeConfig,
+        pool: ClientPool | None,
+        netlink: Netlink | None,
+        delegate_dirs: tuple[str, ...],
     ) -> None:
         self.config = config
         self.pool = pool
         self.netlink = netlink
         self.devices: DeviceSource | None = None
-        self.own_dir = ""  # our own plugins, from the agent's image (after the host's)
-        self.sriov_env = config.sriov_environment()
+        # what every request's environment gets in place of its own, worked out once
+        self.pinned_env = {"CNI_PATH": ":".join(delegate_dirs), **config.sriov_environment()}
 
     def environment(self, env: dict[str, str]) -> dict[str, str]:
         """The request's environment with the daemon's CNI_PATH and SR-IOV settings, and
         no loader variables."""
         clean = {k: v for k, v in env.items() if not k.startswith(DROPPED_PREFIXES)}
-        dirs = (
-            (*self.config.delegate_dirs, self.own_dir)
-            if self.own_dir
-            else self.config.delegate_dirs
-        )
-        clean["CNI_PATH"] = ":".join(dirs)
-        clean.update(self.sriov_env)
+        clean.update(self.pinned_env)
         return clean
 
     def pin(self, stdin: bytes) -> tuple[bytes, str]:

@@ -60,16 +60,15 @@ class Agent:
         self.nodestate: NodeStateWriter | None = None
         self.tokens: TokenRefresher | None = None
         self.sriov: SriovReporter | None = None
-        self.handler = Handler(config, None, Pyroute2Netlink(config.host_root))
+        self.own_dir = installing.own_plugins(config) if config.own_plugins else ""
+        # where the engine looks for a delegate: binDir, then CNI_PATH (ours last)
+        self.delegate_dirs = (*config.delegate_dirs, *([self.own_dir] if self.own_dir else []))
+        self.handler = Handler(config, None, Pyroute2Netlink(config.host_root), self.delegate_dirs)
         self.dispatcher: Dispatcher[tuple[Request, Replier]] = Dispatcher(
             config.workers, config.max_queue, runner(self.handler)
         )
         self.server = Server(config.socket_dir, config.cni_cache_dir, self.dispatcher)
         self.health: metrics.HealthServer | None = None
-        self.own_dir = installing.own_plugins(config) if config.own_plugins else ""
-        self.handler.own_dir = self.own_dir
-        # where the engine looks for a delegate: binDir, then CNI_PATH (ours last)
-        self.delegate_dirs = (*config.delegate_dirs, *([self.own_dir] if self.own_dir else []))
         plugin_dirs = tuple(dict.fromkeys((config.cni_bin_dir, *self.delegate_dirs)))
         self.overrides: dict[str, str] = {}
         if config.sriov_type == "multus-sriov":
