@@ -87,11 +87,7 @@ class KubeApi:
             data = response.read()
         finally:
             response.response.release_conn()
-        try:
-            doc = json.loads(data) if data else None
-        except ValueError:
-            doc = None
-        return int(response.status), doc
+        return int(response.status), _decode(data)
 
     def get(self, path: str, query: Sequence[tuple[str, str]] = ()) -> dict[str, Any] | None:
         """The object at `path`, None on 404; ApiError on any other failure."""
@@ -110,12 +106,7 @@ class KubeApi:
         raw = response.response
         try:
             if not 200 <= int(response.status) < 300:
-                data = raw.read()
-                try:
-                    doc = json.loads(data) if data else None
-                except ValueError:
-                    doc = None
-                raise ApiError("GET", path, int(response.status), _message(doc))
+                raise ApiError("GET", path, int(response.status), _message(_decode(raw.read())))
             buffer = b""
             for chunk in raw.stream(amt=None, decode_content=True):
                 buffer += chunk
@@ -130,6 +121,14 @@ class KubeApi:
 
     def close(self) -> None:
         self.client.close()  # type: ignore[no-untyped-call]
+
+
+def _decode(data: bytes) -> Any:
+    """A response body as JSON; None when empty or not JSON."""
+    try:
+        return json.loads(data) if data else None
+    except ValueError:
+        return None
 
 
 def _message(doc: Any) -> str:

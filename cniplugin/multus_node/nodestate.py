@@ -90,14 +90,16 @@ class NodeStateWriter:
         now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         status = {**sections, "observedTime": now}
         path = f"{PATH}/{self.node}/status"
-        code, doc = self.api.request(
-            "PATCH", path, body={"status": status}, content_type="application/merge-patch+json"
-        )
-        if code == 404:
-            self._create()
-            code, doc = self.api.request(
+
+        def patch() -> tuple[int, Any]:
+            return self.api.request(
                 "PATCH", path, body={"status": status}, content_type="application/merge-patch+json"
             )
+
+        code, doc = patch()
+        if code == 404:
+            self._create()
+            code, doc = patch()
         if not 200 <= code < 300:
             message = doc.get("message") if isinstance(doc, dict) else ""
             raise ApiError("PATCH", path, code, str(message or "status write refused"))
