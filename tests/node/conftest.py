@@ -163,6 +163,19 @@ class Daemon:
             self.wait_serving()
         return self
 
+    def restarted(self) -> Daemon:
+        """A new daemon with this one's settings, as when the agent restarts on the node
+        (not started yet; it logs to a file of its own)."""
+        return Daemon(
+            self.node,
+            self.root,
+            self.api,
+            conf_source=self.conf_source,
+            extra=self.extra,
+            wrapper=self.wrapper,
+            env=self.env,
+        )
+
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
@@ -350,6 +363,43 @@ def thick(node: Node, api: WatchApi, tmp_path: Path, daemons: list[Daemon], c_sh
 @pytest.fixture
 def thick_lab(node: Node, api: WatchApi, tmp_path: Path, thick: Daemon) -> ThickLab:
     return ThickLab(node, api, tmp_path, thick, "c")
+
+
+def node_pod(
+    api: WatchApi,
+    name: str,
+    networks: str | None = None,
+    namespace: str = "default",
+    *,
+    spec: dict[str, Any] | None = None,
+    claims: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    """A pod on the daemon's node (so its pod cache holds it), stored in the emulator:
+    `networks` is its k8s.v1.cni.cncf.io/networks annotation, `claims` its
+    ResourceClaim statuses (claim name in the pod -> ResourceClaim name)."""
+    metadata: dict[str, Any] = {"name": name, "namespace": namespace}
+    if networks is not None:
+        metadata["annotations"] = {"k8s.v1.cni.cncf.io/networks": networks}
+    body: dict[str, Any] = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": metadata,
+        "spec": {"nodeName": NODE_NAME, **(spec or {})},
+    }
+    if claims:
+        body["status"] = {
+            "resourceClaimStatuses": [
+                {"name": n, "resourceClaimName": c} for n, c in claims.items()
+            ]
+        }
+    return api.put("v1/pods", body)
+
+
+def vf_pod(api: WatchApi, networks: str) -> dict[str, Any]:
+    """team/vfpod, with an init container and an app container (devices are handed out
+    in container order, init first)."""
+    spec = {"initContainers": [{"name": "sidecar"}], "containers": [{"name": "app"}]}
+    return node_pod(api, "vfpod", networks, "team", spec=spec)
 
 
 def nad(api: WatchApi, name: str, config: dict[str, Any], namespace: str = "default") -> None:

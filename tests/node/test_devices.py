@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from tests.fakes.harness import FakeDelegate, FakeWorld
-from tests.node.conftest import NODE_NAME, Daemon, pod_args
+from tests.node.conftest import NODE_NAME, Daemon, node_pod, pod_args, vf_pod
 from tests.node.emulator import WatchApi
 from tests.node.test_thick_e2e import wait_cached
 from tests.sriov.test_podresources import kubelet  # noqa: F401 (the fake kubelet fixture)
@@ -92,23 +92,7 @@ def test_device_plugin_devices_from_kubelet(
         ),
     ).start()
     daemons.append(daemon)
-    pod = api.put(
-        "v1/pods",
-        {
-            "apiVersion": "v1",
-            "kind": "Pod",
-            "metadata": {
-                "name": "vfpod",
-                "namespace": "team",
-                "annotations": {"k8s.v1.cni.cncf.io/networks": "vfnet, vfnet@vf1"},
-            },
-            "spec": {
-                "nodeName": NODE_NAME,
-                "initContainers": [{"name": "sidecar"}],
-                "containers": [{"name": "app"}],
-            },
-        },
-    )
+    pod = vf_pod(api, "vfnet, vfnet@vf1")
     wait_cached(api, daemon)
     attach(node, daemon, pod, "mnddevplugin")
     sent = [c["stdin"] for c in vf.calls("ADD")]
@@ -193,22 +177,7 @@ def test_dra_devices_from_warm_caches(
         ),
     ).start()
     daemons.append(daemon)
-    pod = api.put(
-        "v1/pods",
-        {
-            "apiVersion": "v1",
-            "kind": "Pod",
-            "metadata": {
-                "name": "drapod",
-                "namespace": "default",
-                "annotations": {"k8s.v1.cni.cncf.io/networks": "vfnet"},
-            },
-            "spec": {"nodeName": NODE_NAME},
-            "status": {
-                "resourceClaimStatuses": [{"name": "vfs", "resourceClaimName": "drapod-vfs"}]
-            },
-        },
-    )
+    pod = node_pod(api, "drapod", "vfnet", claims={"vfs": "drapod-vfs"})
     wait_cached(api, daemon)
     daemon.wait_for(
         lambda: (

@@ -115,7 +115,7 @@ def test_configmap_is_followed_atomically_and_kept(
     assert daemon.stop() == 0
     assert text(conf_file) == last
     set_configmap(api, {"00-multus.conf": last})
-    again = Daemon(node, tmp_path, api, conf_source="configmap").start()
+    again = daemon.restarted().start()
     daemons.append(again)
     wait_until(lambda: again.http("/readyz")[0] == 200, "ready again")
     time.sleep(0.5)
@@ -237,7 +237,7 @@ def test_binaries_are_replaced_atomically_and_only_when_changed(
     inode = installed.stat().st_ino
     assert installed.read_bytes() == Path(SHIMS["c"]).read_bytes()
     assert daemon.stop() == 0
-    daemons.append(Daemon(node, tmp_path, None).start())
+    daemons.append(daemon.restarted().start())
     assert installed.stat().st_ino == inode, "unchanged: not rewritten"
     daemons[-1].stop()
     # a new shim while the old one is being executed all the time: never a failed exec

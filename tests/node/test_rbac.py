@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.node.conftest import NODE_NAME, Daemon, pod_args
+from tests.node.conftest import NODE_NAME, Daemon, node_pod, pod_args
 from tests.node.emulator import WatchApi
 from tests.node.test_install import rendered, set_configmap, wait_until
 from tests.node.test_thick_e2e import wait_cached, world
@@ -233,22 +233,7 @@ def dra(api: WatchApi, node: Node, daemon: Daemon, netns: str) -> None:
             "spec": {"config": json.dumps({"cniVersion": "1.0.0", "type": "tuning"})},
         },
     )
-    pod = api.put(
-        "v1/pods",
-        {
-            "apiVersion": "v1",
-            "kind": "Pod",
-            "metadata": {
-                "name": "dra",
-                "namespace": "default",
-                "annotations": {"k8s.v1.cni.cncf.io/networks": "vfs"},
-            },
-            "spec": {"nodeName": NODE_NAME},
-            "status": {
-                "resourceClaimStatuses": [{"name": "vf", "resourceClaimName": "late-claim"}]
-            },
-        },
-    )
+    pod = node_pod(api, "dra", "vfs", claims={"vf": "late-claim"})
     wait_cached(api, daemon)
     conf = {
         "cniVersion": "1.0.0",

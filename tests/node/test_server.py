@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from tests.fakes.harness import FakeWorld
-from tests.node.conftest import NODE_NAME, Daemon, nad, pod_args
+from tests.node.conftest import Daemon, nad, node_pod, pod_args
 from tests.node.emulator import WatchApi
 from tests.support.cni import CNI_PLUGINS, CniCall, leases, wait_until
 from tests.support.lab import Node
@@ -114,8 +114,9 @@ def test_daemon_killed_mid_add_then_del_leaves_nothing(
     hang = world.delegate("hang")
     hang.steer(ADD={"sleep": 60})
     bridge = node.add_bridge("mndkill0")
-    extra = ("--cni-path", f"{CNI_PLUGINS}:{world.bin_dir}")
-    daemon = Daemon(node, tmp_path, None, extra=extra).start()
+    daemon = Daemon(
+        node, tmp_path, None, extra=("--cni-path", f"{CNI_PLUGINS}:{world.bin_dir}")
+    ).start()
     daemons.append(daemon)
     conf = {
         "cniVersion": "1.0.0",
@@ -134,7 +135,7 @@ def test_daemon_killed_mid_add_then_del_leaves_nothing(
     assert answered.rc == 1 and answered.doc["code"] == 11, answered.stdout
     # the runtime's DEL while the daemon is down: a record exists, so try again later
     assert daemon.shim("c", "DEL", conf, container_id="mndkill", netns=netns).doc["code"] == 11
-    again = Daemon(node, tmp_path, None, extra=extra).start()
+    again = daemon.restarted().start()
     daemons.append(again)
     deleted = again.shim("c", "DEL", conf, container_id="mndkill", netns=netns)
     assert deleted.rc == 0, deleted.stdout + deleted.stderr
@@ -155,19 +156,7 @@ def test_fifty_pods_at_once(node: Node, api: WatchApi, thick: Daemon) -> None:
     }
     pods = []
     for i in range(50):
-        pod = api.put(
-            "v1/pods",
-            {
-                "apiVersion": "v1",
-                "kind": "Pod",
-                "metadata": {
-                    "name": f"p{i}",
-                    "namespace": "default",
-                    "annotations": {"k8s.v1.cni.cncf.io/networks": "side"},
-                },
-                "spec": {"nodeName": NODE_NAME},
-            },
-        )
+        pod = node_pod(api, f"p{i}", "side")
         pods.append((pod, node.add_pod("mnd"), f"mndp{i}"))
 
     def call(command: str, item: tuple[dict[str, Any], str, str]) -> CniCall:
@@ -271,18 +260,7 @@ def test_sweep_dels_what_the_runtime_forgot(
     }
     flaky_conf = {**conf, "name": "mnd-flaky", "delegates": [flaky.conf()]}
 
-    def pod(name: str) -> dict[str, Any]:
-        return api.put(
-            "v1/pods",
-            {
-                "apiVersion": "v1",
-                "kind": "Pod",
-                "metadata": {"name": name, "namespace": "default"},
-                "spec": {"nodeName": NODE_NAME},
-            },
-        )
-
-    gone, alive, failing = pod("gone"), pod("alive"), pod("failing")
+    gone, alive, failing = (node_pod(api, name) for name in ("gone", "alive", "failing"))
     netns = {name: node.add_pod("mnd") for name in ("gone", "alive", "failing")}
     for name, p, c in (
         ("gone", gone, conf),
@@ -354,13 +332,7 @@ def test_sigterm_finishes_what_runs_and_keeps_the_conf(
     later = daemon.shim("c", "ADD", conf, container_id="mndlater", netns=netns)
     assert later.doc["code"] == 11
     assert daemon.shim("c", "DEL", conf, container_id="mndlater").rc == 0
-    restarted = Daemon(
-        node,
-        tmp_path,
-        None,
-        conf_source="auto",
-        extra=("--cni-path", f"{CNI_PLUGINS}:{world.bin_dir}"),
-    ).start()
+    restarted = daemon.restarted().start()
     daemons.append(restarted)
     assert restarted.shim("c", "DEL", conf, container_id="mndterm", netns=netns).rc == 0
     assert slow.marker_names() == []

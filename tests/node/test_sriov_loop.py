@@ -22,7 +22,7 @@ import pytest
 
 from multus_api.nodeconf import configmap_name
 from tests.node.cluster import NODE_USER, ClusterApi
-from tests.node.conftest import NODE_NAME, Daemon, pod_args
+from tests.node.conftest import NODE_NAME, Daemon, pod_args, vf_pod
 from tests.node.emulator import WatchApi
 from tests.operator.apiclient import NAMESPACE
 from tests.operator.conftest import OPERATOR_USER
@@ -394,23 +394,7 @@ def test_device_plugin_vf_goes_to_our_delegate_through_the_daemon(
         ),
     ).start()
     daemons.append(daemon)
-    pod = api.put(
-        "v1/pods",
-        {
-            "apiVersion": "v1",
-            "kind": "Pod",
-            "metadata": {
-                "name": "vfpod",
-                "namespace": "team",
-                "annotations": {"k8s.v1.cni.cncf.io/networks": "vfnet"},
-            },
-            "spec": {
-                "nodeName": NODE_NAME,
-                "initContainers": [{"name": "sidecar"}],
-                "containers": [{"name": "app"}],
-            },
-        },
-    )
+    pod = vf_pod(api, "vfnet")
     conf = {
         "cniVersion": "1.0.0",
         "name": "mnd-devid",

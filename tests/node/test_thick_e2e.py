@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from tests.node.conftest import NODE_NAME, Daemon, nad, pod_args
+from tests.node.conftest import NODE_NAME, Daemon, nad, node_pod, pod_args
 from tests.node.emulator import WatchApi
 from tests.support.cni import CNI_PLUGINS, leases
 from tests.support.lab import Node
@@ -34,19 +34,7 @@ def world(node: Node, api: WatchApi, name: str = "web") -> tuple[dict[str, Any],
             ],
         },
     )
-    pod = api.put(
-        "v1/pods",
-        {
-            "apiVersion": "v1",
-            "kind": "Pod",
-            "metadata": {
-                "name": name,
-                "namespace": "default",
-                "annotations": {"k8s.v1.cni.cncf.io/networks": "blue, red"},
-            },
-            "spec": {"nodeName": NODE_NAME},
-        },
-    )
+    pod = node_pod(api, name, "blue, red")
     conf = {
         "cniVersion": "1.0.0",
         "name": "mnd-k8s",
