@@ -65,7 +65,6 @@ class CachedClient(Client):
         super().__init__(config, timeout=timeout)
         self.caches = caches
         self.expected_uid = ""
-        self.reads = 0  # GETs sent because a cache could not answer
 
     def begin(self, expected_uid: str) -> None:
         """A new request: the pod UID the runtime gave (K8S_POD_UID), if any."""
@@ -94,7 +93,6 @@ class CachedClient(Client):
         return self._read(path, "other", "uncached")
 
     def _read(self, path: str, resource: str, reason: str) -> dict[str, Any] | None:
-        self.reads += 1
         metrics.API_READS.labels(resource, reason).inc()
         return super().get(path)
 

@@ -9,7 +9,7 @@ import dataclasses
 import os
 from collections.abc import Mapping, Sequence
 
-from multus_cni.shim import DEFAULT_SOCKET_DIR
+from multus_cni.shim import DEFAULT_SOCKET_DIR, SOCKET_NAME
 
 SERVICE_ACCOUNT_TOKEN = "/var/run/secrets/kubernetes.io/serviceaccount/token"
 
@@ -61,7 +61,7 @@ class NodeConfig:
 
     @property
     def socket_path(self) -> str:
-        return os.path.join(self.socket_dir, "multus.sock")
+        return os.path.join(self.socket_dir, SOCKET_NAME)
 
     @property
     def multus_d(self) -> str:

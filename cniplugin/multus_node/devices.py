@@ -30,11 +30,10 @@ class KubeletDevices:
     """A DevicePluginSource over kubelet's PodResources socket."""
 
     def __init__(self, socket_path: str) -> None:
-        self.socket_path = socket_path
         self.kubelet = PodResources(socket_path)
 
     def allocations(self, pod: dict[str, Any]) -> list[tuple[str, str, list[str]]]:
-        if not os.path.exists(self.socket_path):
+        if not os.path.exists(self.kubelet.socket_path):
             return []  # no kubelet socket here: no device-plugin devices to hand out
         try:
             return self.kubelet.allocations(pod)

@@ -35,7 +35,6 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("multus_node.handling")
 
-PINNED_CONF_KEYS = ("binDir", "cniDir", "confDir", "logFile", "kubeconfig")
 # The dynamic loader's variables, and the sriov delegate's (which sysfs tree, which
 # records and files it writes): never the request's; the latter are the daemon's own.
 DROPPED_PREFIXES = ("LD_", "MULTUS_SRIOV_", "MULTUS_SYSFS_ROOT")

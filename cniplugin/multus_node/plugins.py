@@ -42,7 +42,6 @@ class PluginScanner:
         self.interval = interval
         self._known: dict[str, tuple[Ident, list[str]]] = {}
         self._stop = threading.Event()
-        self._wake = threading.Event()
         self._thread = threading.Thread(target=self._run, name="plugins", daemon=True)
 
     def start(self) -> None:
@@ -50,10 +49,6 @@ class PluginScanner:
 
     def stop(self) -> None:
         self._stop.set()
-        self._wake.set()
-
-    def rescan_soon(self) -> None:
-        self._wake.set()
 
     def scan(self) -> list[dict[str, Any]]:
         found: dict[str, list[str]] = {}
@@ -89,8 +84,7 @@ class PluginScanner:
                 self.report(self.scan())
             except Exception:
                 logger.exception("scanning the installed plugins failed")
-            self._wake.wait(self.interval)
-            self._wake.clear()
+            self._stop.wait(self.interval)
 
 
 def ask_version(path: str, name: str) -> list[str]:
