@@ -20,7 +20,6 @@ Run as root: `.venv/bin/python -m tests.bench.bench_thick [--runs N]` (not in ma
 from __future__ import annotations
 
 import argparse
-import copy
 import json
 import os
 import shutil
@@ -38,7 +37,6 @@ NODE = "mnb-bench-node"
 FLANNEL = "10.208.0.0/24"
 SRIOV = "10.208.1.0/24"
 POD_NS = "mnbpod"
-NAD = "k8s.cni.cncf.io/v1/network-attachment-definitions"
 
 
 def env(command: str, ifname: str, cni_args: str, netns: str) -> dict[str, str]:
@@ -79,8 +77,9 @@ def rss_kib(pid: int) -> int:
 
 def inner(runs: int, rss_cycles: int) -> None:
     sys.path.insert(0, str(REPO))
-    from tests.node.conftest import NODE_NAME
+    from tests.node.conftest import NODE_NAME, nad, node_pod
     from tests.node.emulator import WatchApi
+    from tests.support.cni import pod_args
     from tests.support.lab import Node
 
     root = Path(tempfile.mkdtemp(prefix="mnb-"))
@@ -105,34 +104,8 @@ def inner(runs: int, rss_cycles: int) -> None:
         ("sriov-nad", "default", sriov),
         ("vlan-nad", "default", vlan),
     ):
-        api.put(
-            NAD,
-            {
-                "apiVersion": "k8s.cni.cncf.io/v1",
-                "kind": "NetworkAttachmentDefinition",
-                "metadata": {"name": name, "namespace": namespace},
-                "spec": {"config": json.dumps({"cniVersion": "1.0.0", **conf})},
-            },
-        )
-    pod = copy.deepcopy(
-        api.put(
-            "v1/pods",
-            {
-                "apiVersion": "v1",
-                "kind": "Pod",
-                "metadata": {
-                    "name": "bench",
-                    "namespace": "default",
-                    "annotations": {"k8s.v1.cni.cncf.io/networks": "sriov-nad, vlan-nad"},
-                },
-                "spec": {"nodeName": NODE_NAME},
-            },
-        )
-    )
-    cni_args = (
-        f"IgnoreUnknown=1;K8S_POD_NAMESPACE=default;K8S_POD_NAME=bench;"
-        f"K8S_POD_INFRA_CONTAINER_ID=mnbbench;K8S_POD_UID={pod['metadata']['uid']}"
-    )
+        nad(api, name, {"cniVersion": "1.0.0", **conf}, namespace)
+    cni_args = pod_args(node_pod(api, "bench", "sriov-nad, vlan-nad"), "mnbbench")
     socket_dir = root / "run"
     conf = {
         "cniVersion": "1.0.0",
@@ -214,17 +187,17 @@ def inner(runs: int, rss_cycles: int) -> None:
                 run([binary], stdin, env("DEL", ifname, "IgnoreUnknown=1", netns))
 
         def through(executable: str, stdin: bytes) -> Any:
-            def cycle(counts: Mode | None) -> None:
+            def cycle() -> None:
                 run([executable], stdin, env("ADD", "eth0", cni_args, netns))
                 run([executable], stdin, env("DEL", "eth0", cni_args, netns))
 
             return cycle
 
-        cycles = [lambda counts: direct(), through(names[1][1] or "", thin)]
+        cycles = [direct, through(names[1][1] or "", thin)]
         cycles += [through(path, thick.encode()) for path in shims.values()]
         for _ in range(3):  # page cache, VERSION caches, keep-alive connections
             for cycle in cycles:
-                cycle(None)
+                cycle()
         api.forget()
         for i in range(runs):
             order = list(range(len(modes)))
@@ -235,7 +208,7 @@ def inner(runs: int, rss_cycles: int) -> None:
                 api.forget()
                 mark = api.call(lambda: len(api.emulator.queries))
                 start = time.perf_counter()
-                cycles[index](modes[index])
+                cycles[index]()
                 modes[index].times.append(time.perf_counter() - start)
                 if index:  # the requests of the cycle, counted outside the timing (a DEL
                     # makes none: they are the ADD's)
@@ -246,7 +219,7 @@ def inner(runs: int, rss_cycles: int) -> None:
         checkpoints: list[tuple[int, int]] = []  # (thick cycles so far, RSS KiB)
         while thick_cycles < rss_cycles:
             api.forget()
-            cycles[2](None)
+            cycles[2]()
             thick_cycles += 1
             if thick_cycles % 100 == 0:
                 checkpoints.append((thick_cycles, rss_kib(daemon.pid)))
