@@ -145,8 +145,9 @@ class Server:
         logger.info("serving CNI requests on %s", self.path)
 
     def _link_records(self) -> None:
-        records = os.path.join(self.cache_dir, "attachments")
-        AttachmentStore(self.cache_dir).prepare()  # 0700, as the engine makes them
+        store = AttachmentStore(self.cache_dir)
+        store.prepare()  # 0700, as the engine makes them
+        records = store.records_dir
         link = os.path.join(self.socket_dir, shim.RECORDS_LINK)
         try:
             if os.readlink(link) == records:
