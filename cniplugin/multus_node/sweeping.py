@@ -67,7 +67,6 @@ class Sweeper:
         host_root: str = "",
     ) -> None:
         self.store = AttachmentStore(cache_dir)
-        self.cache_dir = cache_dir
         self.delegate_dirs = delegate_dirs
         self.submit = submit
         self.pods = pods
