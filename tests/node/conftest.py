@@ -64,30 +64,14 @@ def run_shim(
     socket_dir: Path,
     *,
     node: str,
-    container_id: str = "",
-    netns: str = "",
-    ifname: str = "eth0",
-    cni_args: str = "",
     cni_path: str = "/opt/cni/bin",
-    timeout: float = 120,
     **kwargs: Any,
 ) -> CniCall:
-    """One CNI call through a shim, as kubelet would make it on the node."""
+    """One CNI call through a shim, as kubelet would make it on the node (`kwargs` as
+    run_multus takes them)."""
     if isinstance(conf, dict):
         conf = {**conf, "type": "multus-py-shim", "daemonSocketDir": str(socket_dir)}
-    return run_multus(
-        command,
-        conf,
-        container_id=container_id,
-        netns=netns,
-        ifname=ifname,
-        cni_path=cni_path,
-        cni_args=cni_args,
-        executable=SHIMS[kind],
-        node=node,
-        timeout=timeout,
-        **kwargs,
-    )
+    return run_multus(command, conf, cni_path=cni_path, executable=SHIMS[kind], node=node, **kwargs)
 
 
 class Daemon:
