@@ -29,6 +29,7 @@ from .netstatus import NetworkStatus
 from .nodeconfig import NodeConfigs
 from .reconciling import Reconciler
 from .resources import CONFIGMAPS, NADS, NETWORKS, NODES, NODESTATES
+from .retries import Backoff
 from .state import ClusterState
 from .view import OperatorView
 from .watching import Watch
@@ -218,15 +219,14 @@ class Operator:
     async def _look_for_nad_status(self, api: KubeApi) -> None:
         """Whether the installed NAD CRD has the status subresource: at start, and again
         every so often (Helm leaves an existing CRD alone; an upgrade may add it)."""
-        delay = 1.0
+        backoff = Backoff()
         while True:
             try:
                 served = await api.discover(NADS.group, NADS.version)
             except ApiError as exc:
-                await asyncio.sleep(max(delay, exc.retry_after or 0.0))
-                delay = min(delay * 2, 60.0)
+                await asyncio.sleep(backoff.failed(exc.retry_after or 0.0))
                 continue
-            delay = 1.0
+            backoff.succeeded()
             has = served is not None and f"{NADS.plural}/status" in served
             if has != self.state.nad_has_status:
                 self.state.nad_has_status = has

@@ -1,4 +1,5 @@
-"""Per-item retry scheduling: one object the API keeps refusing delays nothing else."""
+"""Backoff: of one loop (`Backoff`) and per item (`Retries`: one object the API keeps
+refusing delays nothing else)."""
 
 from __future__ import annotations
 
@@ -9,12 +10,27 @@ from typing import Generic, TypeVar
 K = TypeVar("K", bound=Hashable)
 
 
-class Retries(Generic[K]):
-    """Per-item exponential backoff (backoff, then consistent).
+class Backoff:
+    """Exponential backoff: `first`, then twice as long after each further failure, up
+    to `cap`, and never less than the server's Retry-After; a success starts it over."""
 
-    A failed item waits `first`, then twice as long after each further failure, up to
-    `cap`, and never less than the server's Retry-After; a success forgets it. Only that
-    item waits: the others are written at once.
+    def __init__(self, first: float = 1.0, cap: float = 60.0) -> None:
+        self.first = first
+        self.cap = cap
+        self._delay: float | None = None
+
+    def failed(self, at_least: float = 0.0) -> float:
+        """How long to wait before the next try."""
+        self._delay = self.first if self._delay is None else min(self._delay * 2, self.cap)
+        return max(self._delay, at_least)
+
+    def succeeded(self) -> None:
+        self._delay = None
+
+
+class Retries(Generic[K]):
+    """Per-item exponential backoff (backoff, then consistent): a `Backoff` per failed
+    item, forgotten on its success. Only that item waits: the others are written at once.
     """
 
     def __init__(
@@ -27,22 +43,21 @@ class Retries(Generic[K]):
         self.cap = cap
         self.clock = clock
         self._due: dict[K, float] = {}
-        self._delay: dict[K, float] = {}
+        self._backoff: dict[K, Backoff] = {}
 
     def __len__(self) -> int:
         return len(self._due)
 
     def failed(self, key: K, at_least: float = 0.0) -> float:
         """Schedule the next try of `key`; return how long it waits."""
-        delay = min(self._delay[key] * 2, self.cap) if key in self._delay else self.first
-        self._delay[key] = delay
-        wait = max(delay, at_least)
+        backoff = self._backoff.setdefault(key, Backoff(self.first, self.cap))
+        wait = backoff.failed(at_least)
         self._due[key] = self.clock() + wait
         return wait
 
     def succeeded(self, key: K) -> None:
         self._due.pop(key, None)
-        self._delay.pop(key, None)
+        self._backoff.pop(key, None)
 
     def hurry(self, key: K | None = None) -> None:
         """Make `key` (or every item) due now; a further failure still waits longer."""

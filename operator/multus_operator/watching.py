@@ -24,6 +24,7 @@ from typing import Any
 
 from .kubeapi import ApiError, GoneError, KubeApi, NotFoundError, error_for, stamp_kind
 from .resources import Resource
+from .retries import Backoff
 
 logger = logging.getLogger("multus_operator")
 
@@ -64,14 +65,14 @@ class Watch:
         return f"{self.resource.qualified}{where}"
 
     async def run(self) -> None:
-        delay = self.backoff[0]
+        backoff = Backoff(*self.backoff)
         while True:
             try:
                 if self.resource_version is None:
                     await self._relist()
                 started = asyncio.get_running_loop().time()
                 await self._stream()
-                delay = self.backoff[0]
+                backoff.succeeded()
                 if asyncio.get_running_loop().time() - started < 1.0:
                     await asyncio.sleep(1.0)  # a stream closed at once: no hot loop
             except NotFoundError:
@@ -83,10 +84,9 @@ class Watch:
             except GoneError:
                 self.resource_version = None  # compacted: list again, at once
             except ApiError as exc:
-                wait = max(delay, min(exc.retry_after or 0.0, 300.0))
+                wait = backoff.failed(min(exc.retry_after or 0.0, 300.0))
                 logger.debug("watch %s: %s; again in %.1f s", self.name, exc, wait)
                 await asyncio.sleep(wait)
-                delay = min(delay * 2, self.backoff[1])
 
     async def _relist(self) -> None:
         items, version = await self.api.list(

@@ -32,6 +32,7 @@ from .admission import ADMITTED, PATHS
 from .config import WebhookConfig
 from .kubeapi import ApiError, KubeApi
 from .resources import ENDPOINTSLICES, NADS, NETWORKS, VALIDATING_WEBHOOKS, Resource
+from .retries import Backoff
 from .webhook import WebhookServer
 
 logger = logging.getLogger("multus_operator")
@@ -142,7 +143,7 @@ class WebhookConfigManager:
 
     async def run(self) -> None:
         await self.server.serving.wait()
-        delay = 1.0
+        backoff = Backoff()
         while True:
             if self.leader is not None and not self.leader.is_set():
                 self.in_sync.clear()
@@ -150,12 +151,11 @@ class WebhookConfigManager:
             self.server.ca_changed.clear()
             try:
                 await self.ensure()
-                delay = 1.0
+                backoff.succeeded()
                 wait = self.recheck
             except ApiError as exc:
                 logger.debug("webhook configuration %s: %s", self.name, exc)
-                wait = max(delay, exc.retry_after or 0.0)
-                delay = min(delay * 2, 60.0)
+                wait = backoff.failed(exc.retry_after or 0.0)
             with contextlib.suppress(TimeoutError):  # a new CA, or time for a look
                 await asyncio.wait_for(self.server.ca_changed.wait(), wait)
 
