@@ -28,7 +28,6 @@ class NodeConfigs:
         self.api = api
         self.events = events
         self.namespace = state.namespace
-        self.settings: MultusSettings | None = None  # the last good settings
         self.settings_condition = conditions.Wanted(
             "SettingsValid", "Unknown", "NotRead", "settings not read yet"
         )
@@ -37,6 +36,11 @@ class NodeConfigs:
         self._settings_reported = ""
 
     # --- settings ---------------------------------------------------------------------
+
+    @property
+    def settings(self) -> MultusSettings | None:
+        """The last good settings (the state's: the SR-IOV verdicts read them too)."""
+        return self.state.settings
 
     async def apply_settings(self) -> bool:
         """Take the settings ConfigMap's current content; True if every node must be
@@ -81,7 +85,6 @@ class NodeConfigs:
         )
         if parsed == self.settings:
             return False
-        self.settings = parsed
         self.state.use_settings(parsed)
         return True
 
