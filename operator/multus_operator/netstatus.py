@@ -177,7 +177,7 @@ class NetworkStatus:
         if self._written.get(key) == (record.generation, want) and not self._rewrite_due(record):
             return
         stored = (record.validity or {}).get("status")
-        await self._announce(record, stored, {"status": want["status"], **want})
+        await self._announce(record, stored, want)
         await self._patch_annotation(record, want)
 
     def _rewrite_due(self, record: NetworkRecord) -> bool:

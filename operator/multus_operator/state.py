@@ -22,6 +22,7 @@ from multus_api.settings import MultusSettings
 
 from . import rendering, validation
 from .rendering import NetworkView
+from .resources import NADS, NETWORKS
 
 logger = logging.getLogger("multus_operator")
 
@@ -58,7 +59,7 @@ class NetworkRecord:
 
     @property
     def involved(self) -> dict[str, Any]:
-        api = "kubernetes.com/v1" if self.kind == "Network" else "k8s.cni.cncf.io/v1"
+        api = (NETWORKS if self.kind == "Network" else NADS).api_version
         ref = {"apiVersion": api, "kind": self.kind, "name": self.name}
         ref["namespace"] = self.namespace
         if self.uid:
