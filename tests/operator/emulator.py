@@ -67,6 +67,16 @@ DISCOVERY_PREFIXES = ("/api", "/apis", "/version", "/openapi", "/healthz", "/liv
 WEBHOOKS = "admissionregistration.k8s.io/v1/validatingwebhookconfigurations"
 
 
+def register_resources(resources: kmock.ResourcesArray) -> None:
+    """kmock's bundled built-in kinds and the project's CRDs, served with every verb
+    (an emulator's `self.resources`; shared by the operator's and the node's)."""
+    resources.load_bundled()
+    for key, (kind, namespaced, subresources) in OUR_RESOURCES.items():
+        resources[key] = kmock.ResourceInfo(
+            kind=kind, namespaced=namespaced, verbs=VERBS, subresources=subresources
+        )
+
+
 def selector_matches(selector: str, labels: dict[str, str]) -> bool:
     """Equality-based selectors: `a=b`, `a==b`, `a!=b`, `a`, `!a`, comma-joined."""
     for term in (t.strip() for t in selector.split(",") if t.strip()):
@@ -226,11 +236,7 @@ class Emulator(kmock.KubernetesEmulator):
 
     def __attrs_post_init__(self) -> None:
         super().__attrs_post_init__()
-        self.resources.load_bundled()
-        for key, (kind, namespaced, subresources) in OUR_RESOURCES.items():
-            self.resources[key] = kmock.ResourceInfo(
-                kind=kind, namespaced=namespaced, verbs=VERBS, subresources=subresources
-            )
+        register_resources(self.resources)
 
     # --- controls for tests -------------------------------------------------------------
 
