@@ -10,6 +10,12 @@ import aiohttp
 NAMESPACE = "kube-system"
 
 
+def condition(obj: Any, kind: str) -> dict[str, Any]:
+    """Condition `kind` of an object's status.conditions ({} when it has none)."""
+    conds = ((obj or {}).get("status") or {}).get("conditions") or []
+    return next((c for c in conds if c["type"] == kind), {})
+
+
 class Client:
     """Plain HTTP to the emulator: what kubectl would do."""
 

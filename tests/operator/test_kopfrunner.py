@@ -27,7 +27,7 @@ from kopf.testing import KopfRunner
 
 from multus_operator.config import OperatorConfig
 from multus_operator.handlers import Operator
-from tests.operator.apiclient import NAMESPACE, Client
+from tests.operator.apiclient import NAMESPACE, Client, condition
 from tests.operator.broken import BROKEN, SEED_NETWORKS, seed
 from tests.operator.conftest import SETTINGS_YAML
 from tests.operator.emulator import Emulator
@@ -122,14 +122,9 @@ def kopf_globals_restored() -> Iterator[None]:
         aio.handlers[:], aio.propagate = aio_handlers, aio_propagate
 
 
-def _condition(obj: Any, kind: str) -> dict[str, Any]:
-    conds = ((obj or {}).get("status") or {}).get("conditions") or []
-    return next((c for c in conds if c["type"] == kind), {})
-
-
 def _valid(client: Client, name: str) -> Callable[[], Coroutine[Any, Any, dict[str, Any]]]:
     async def check() -> dict[str, Any]:
-        return _condition(await client.network(name), "Valid")
+        return condition(await client.network(name), "Valid")
 
     return check
 

@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from multusctl.main import main as multusctl
-from tests.operator.apiclient import NAMESPACE, Client
+from tests.operator.apiclient import NAMESPACE, Client, condition
 from tests.operator.broken import BROKEN, EXAMPLES, SEED_NETWORKS, fixed, seed
 from tests.operator.conftest import SETTINGS_YAML, eventually, running, settled
 from tests.operator.emulator import Emulator
@@ -17,11 +17,6 @@ from tests.operator.emulator import Emulator
 NETS = "/apis/kubernetes.com/v1/namespaces/default/networks"
 NADS = "/apis/k8s.cni.cncf.io/v1/namespaces/default/network-attachment-definitions"
 CMS = f"/api/v1/namespaces/{NAMESPACE}/configmaps"
-
-
-def _condition(obj: Any, kind: str) -> dict[str, Any]:
-    conds = ((obj or {}).get("status") or {}).get("conditions") or []
-    return next((c for c in conds if c["type"] == kind), {})
 
 
 async def test_seed_networks_become_valid(emulator: tuple[Emulator, Client]) -> None:
@@ -33,21 +28,21 @@ async def test_seed_networks_become_valid(emulator: tuple[Emulator, Client]) -> 
         for name in SEED_NETWORKS:
             obj_name = seed(name)["metadata"]["name"]
             net = await eventually(lambda n=obj_name: _valid_set(client, n), timeout=10)
-            valid = _condition(net, "Valid")
+            valid = condition(net, "Valid")
             assert valid["status"] == "True" and valid["reason"] == "ChecksPassed"
             assert valid["observedGeneration"] == 1
         flannel = await client.network("flannel-conf")
-        ready = _condition(flannel, "Ready")
+        ready = condition(flannel, "Ready")
         assert ready["status"] == "True", ready
         sriov = await client.network("sriov-conf")
-        ready = _condition(sriov, "Ready")
+        ready = condition(sriov, "Ready")
         assert ready["status"] == "False" and ready["reason"] == "NoUsableNode"
         assert ready["message"] == "usable on 0 of 1 nodes; not on: node1 (no PF enp12s0f1)"
 
 
 async def _valid_set(client: Client, name: str) -> Any:
     net = await client.network(name)
-    return net if _condition(net, "Valid") else None
+    return net if condition(net, "Valid") else None
 
 
 async def test_broken_objects_flip_and_fixed_flip_back(emulator: tuple[Emulator, Client]) -> None:
@@ -61,10 +56,10 @@ async def test_broken_objects_flip_and_fixed_flip_back(emulator: tuple[Emulator,
             if obj["kind"] != "Network":
                 continue
             net = await eventually(lambda n=name: _valid_set(client, n))
-            valid = _condition(net, "Valid")
+            valid = condition(net, "Valid")
             assert (valid["status"], valid["reason"]) == ("False", "InvalidConfig")
             assert valid["message"] == message
-            assert _condition(net, "Ready")["status"] == "False"
+            assert condition(net, "Ready")["status"] == "False"
         await settled(op)
         # The NAD has no /status in the NPWG CRD: an Event says it instead.
         events = await client.get("/api/v1/namespaces/default/events")
@@ -74,7 +69,7 @@ async def test_broken_objects_flip_and_fixed_flip_back(emulator: tuple[Emulator,
         assert ("nad-type-path", "Invalid", BROKEN["nad-type-path"][1]) in reasons
         assert ("two-confs", "Invalid", BROKEN["two-confs"][1]) in reasons
         before = {
-            n: _condition(await client.network(n), "Valid")
+            n: condition(await client.network(n), "Valid")
             for n, (o, _) in BROKEN.items()
             if o["kind"] == "Network"
         }
@@ -84,7 +79,7 @@ async def test_broken_objects_flip_and_fixed_flip_back(emulator: tuple[Emulator,
             await client.patch(path, {k: v for k, v in good.items() if k != "metadata"})
         for name, old in before.items():
             net = await eventually(lambda n=name: _flipped(client, n, "True"), timeout=10)
-            valid = _condition(net, "Valid")
+            valid = condition(net, "Valid")
             assert valid["observedGeneration"] == 2
             assert valid["lastTransitionTime"] >= old["lastTransitionTime"]
         await settled(op)
@@ -97,7 +92,7 @@ async def test_broken_objects_flip_and_fixed_flip_back(emulator: tuple[Emulator,
 
 async def _flipped(client: Client, name: str, status: str) -> Any:
     net = await client.network(name)
-    return net if _condition(net, "Valid").get("status") == status else None
+    return net if condition(net, "Valid").get("status") == status else None
 
 
 async def test_transition_time_moves_only_on_transition(
@@ -108,14 +103,14 @@ async def test_transition_time_moves_only_on_transition(
     async with running(client.url) as op:
         obj, _ = BROKEN["bad-if0name"]
         await client.create(NETS, obj)
-        first = _condition(await eventually(lambda: _valid_set(client, "bad-if0name")), "Valid")
+        first = condition(await eventually(lambda: _valid_set(client, "bad-if0name")), "Valid")
         # Still invalid, but differently: message and generation change, time does not.
         broken_more = json.loads(obj["args"])
         broken_more[0]["if0name"] = "x" * 16
         await client.patch(f"{NETS}/bad-if0name", {"args": json.dumps(broken_more)})
 
         async def regenerated() -> Any:
-            cond = _condition(await client.network("bad-if0name"), "Valid")
+            cond = condition(await client.network("bad-if0name"), "Valid")
             return cond if cond.get("observedGeneration") == 2 else None
 
         second = await eventually(regenerated)
@@ -231,7 +226,7 @@ async def test_inventory_change_rerenders_only_that_node(
     async with running(client.url) as op:
         await settled(op)
         net = await client.network("sriov-vlanid-l2enable-conf")
-        assert _condition(net, "Ready")["reason"] == "NoUsableNode"
+        assert condition(net, "Ready")["reason"] == "NoUsableNode"
         writes = len(emu.writes())
         state = seed("nodestate-node1.yaml")
         state["metadata"]["name"] = "node2"
@@ -253,7 +248,7 @@ async def test_inventory_change_rerenders_only_that_node(
         new = emu.writes()[writes + 2 :]
         cm_writes = [w for w in new if "/configmaps/" in w]
         assert cm_writes == [f"PATCH {CMS}/multus-node-node2"]
-        ready = _condition(await client.network("sriov-vlanid-l2enable-conf"), "Ready")
+        ready = condition(await client.network("sriov-vlanid-l2enable-conf"), "Ready")
         assert ready["status"] == "True" and ready["reason"] == "UsableOnSomeNodes"
         assert ready["message"].startswith(
             "usable on 1 of 3 nodes: node2; not on: node1 (no PF enp2s0)"
@@ -300,13 +295,13 @@ async def test_ready_says_which_node_lacks_a_plugin(emulator: tuple[Emulator, Cl
 
     async with running(client.url) as op:
         await settled(op)
-        ready = _condition(await client.network("flannel-conf"), "Ready")
+        ready = condition(await client.network("flannel-conf"), "Ready")
         assert ready["message"] == "no node-specific requirement"
         await report("node1", ["flannel", "macvlan", "whereabouts"])
         await report("node2", ["flannel", "macvlan"])
 
         async def flannel_ready() -> Any:
-            cond = _condition(await client.network("flannel-conf"), "Ready")
+            cond = condition(await client.network("flannel-conf"), "Ready")
             return cond if cond["message"] != "no node-specific requirement" else None
 
         ready = await eventually(flannel_ready)
@@ -314,7 +309,7 @@ async def test_ready_says_which_node_lacks_a_plugin(emulator: tuple[Emulator, Cl
         assert ready["message"] == "usable on 3 of 3 nodes"  # node3 has not reported
         await report("node3", ["bridge"])
         await settled(op)
-        ready = _condition(await client.network("flannel-conf"), "Ready")
+        ready = condition(await client.network("flannel-conf"), "Ready")
         assert ready["reason"] == "UsableOnSomeNodes", ready
         assert ready["message"] == (
             "usable on 2 of 3 nodes: node1, node2; not on: node3 (plugin flannel not installed)"
@@ -386,7 +381,7 @@ async def test_nad_gets_conditions_where_its_crd_has_status(
 
         async def reported() -> Any:
             nad = await client.get(f"{NADS}/nad-type-path")
-            return _condition(nad, "Valid") or None
+            return condition(nad, "Valid") or None
 
         valid = await eventually(reported)
         assert (valid["status"], valid["message"]) == ("False", message)

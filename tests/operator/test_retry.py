@@ -17,7 +17,7 @@ from aiohttp.test_utils import TestServer
 from multus_operator import metrics
 from multus_operator.kubeapi import KubeApi
 from multus_operator.retries import Retries
-from tests.operator.apiclient import Client
+from tests.operator.apiclient import Client, condition
 from tests.operator.broken import network
 from tests.operator.conftest import SETTINGS_YAML, eventually, reconciler_for, running, settled
 from tests.operator.emulator import Emulator
@@ -29,8 +29,7 @@ FLANNEL = [{"delegate": {"isDefaultGateway": True}}]
 
 
 async def _valid(client: Client, name: str) -> bool:
-    conds = ((await client.network(name) or {}).get("status") or {}).get("conditions") or []
-    return any(c["type"] == "Valid" and c["status"] == "True" for c in conds)
+    return condition(await client.network(name), "Valid").get("status") == "True"
 
 
 async def test_a_refused_write_holds_back_no_other(emulator: tuple[Emulator, Client]) -> None:
