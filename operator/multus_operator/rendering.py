@@ -18,6 +18,7 @@ from multus_api.inventory import PhysicalFunction, SriovInventory
 from multus_api.nodeconf import CONF_KEY, INVENTORY_KEY
 from multus_api.nodeconf import CONFIGMAP_PREFIX as CONFIGMAP_PREFIX  # shared with multus-node
 from multus_api.nodeconf import configmap_name as configmap_name
+from multus_api.objects import NodeStateStatus
 from multus_api.settings import MultusSettings, multus_conf
 from multus_rules.sriov import (
     SRIOV_TYPES,
@@ -34,6 +35,17 @@ NODE_LABEL = "multus.cni.cncf.io/node"
 COMPONENT_LABEL = "app.kubernetes.io/component"
 COMPONENT = "multus-node-config"
 MAX_DATA_BYTES = 1024 * 1024  # the API server refuses a ConfigMap whose data is larger
+
+# What a NodeState's status holds besides the SR-IOV inventory (observedTime, plugins).
+NOT_INVENTORY = frozenset(NodeStateStatus.model_fields) - frozenset(SriovInventory.model_fields)
+
+
+def inventory_of(status: Mapping[str, Any]) -> SriovInventory:
+    """The SR-IOV inventory part of a NodeState's status (pydantic's ValidationError,
+    a ValueError, when it is malformed)."""
+    return SriovInventory.model_validate(
+        {k: v for k, v in status.items() if k not in NOT_INVENTORY}
+    )
 
 
 @dataclasses.dataclass(frozen=True)

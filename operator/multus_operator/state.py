@@ -175,9 +175,8 @@ class ClusterState:
             inventory = None
         else:
             raw = body.get("status") or {}
-            status = {k: v for k, v in raw.items() if k not in ("observedTime", "plugins")}
             try:
-                inventory = SriovInventory.model_validate(status)
+                inventory = rendering.inventory_of(raw)
                 plugins = NodeStateStatus.model_validate(
                     {"plugins": raw.get("plugins")}
                 ).plugin_names()

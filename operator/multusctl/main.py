@@ -119,9 +119,8 @@ def cmd_render(args: argparse.Namespace) -> int:
         if not isinstance(raw, dict):
             _err(f"{args.inventory}: not an SR-IOV inventory (a mapping with pfs)")
             return 1
-        raw = {k: v for k, v in raw.items() if k not in ("observedTime", "plugins")}
         try:
-            inventory = SriovInventory.model_validate(raw)
+            inventory = rendering.inventory_of(raw)
         except ValidationError as exc:
             for problem in from_validation_error(exc, ""):
                 _err(f"{args.inventory}: {problem}")
