@@ -222,7 +222,7 @@ class Operator:
         backoff = Backoff()
         while True:
             try:
-                served = await api.discover(NADS.group, NADS.version)
+                served = await api.discover(NADS)
             except ApiError as exc:
                 await asyncio.sleep(backoff.failed(exc.retry_after or 0.0))
                 continue

@@ -305,11 +305,11 @@ class KubeApi:
             return False
         return True
 
-    async def discover(self, group: str, version: str) -> set[str] | None:
-        """The resource names (`plural`, `plural/status`, ...) the API serves in a group
-        version, or None when it serves none (no such group). Discovery is open to every
-        authenticated client (the `system:discovery` ClusterRole)."""
-        path = f"/apis/{group}/{version}" if group else f"/api/{version}"
+    async def discover(self, res: Resource) -> set[str] | None:
+        """The resource names (`plural`, `plural/status`, ...) the API serves in the group
+        version of `res`, or None when it serves none (no such group). Discovery is open
+        to every authenticated client (the `system:discovery` ClusterRole)."""
+        path = res.group_version_path
         try:
             found = await self._call("get", path, "GET", path)
         except NotFoundError:

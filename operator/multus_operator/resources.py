@@ -28,11 +28,16 @@ class Resource:
         """`plural.group`, as RBAC and error messages name it."""
         return f"{self.plural}.{self.group}" if self.group else self.plural
 
+    @property
+    def group_version_path(self) -> str:
+        """The REST path of its API group version (discovery lists what it serves)."""
+        return f"/apis/{self.group}/{self.version}" if self.group else f"/api/{self.version}"
+
     def path(
         self, namespace: str | None = None, name: str | None = None, subresource: str | None = None
     ) -> str:
         """The REST path of the collection (in `namespace`, or all) or of one object."""
-        base = f"/apis/{self.group}/{self.version}" if self.group else f"/api/{self.version}"
+        base = self.group_version_path
         if namespace and self.namespaced:
             base += f"/namespaces/{quote(namespace, safe='')}"
         base += f"/{self.plural}"
