@@ -518,9 +518,8 @@ class Emulator(kmock.KubernetesEmulator):
                 continue
             if request.namespace is not None and namespace != request.namespace:
                 continue
-            raw = obj.raw
-            if (not labels or _selected(labels, raw)) and (not fields or fields_match(fields, raw)):
-                found.append(raw)
+            if _selected(labels, fields, obj.raw):
+                found.append(obj.raw)
         return sorted(
             found, key=lambda o: (o["metadata"].get("namespace") or "", o["metadata"]["name"])
         )
@@ -746,13 +745,8 @@ def _event_for(
     obj_ns = (change.obj.get("metadata") or {}).get("namespace")
     if namespace is not None and obj_ns != namespace:
         return None
-    now = (not labels or _selected(labels, change.obj)) and (
-        not fields or fields_match(fields, change.obj)
-    )
-    was = change.old is not None and (
-        (not labels or _selected(labels, change.old))
-        and (not fields or fields_match(fields, change.old))
-    )
+    now = _selected(labels, fields, change.obj)
+    was = change.old is not None and _selected(labels, fields, change.old)
     if change.kind == "MODIFIED":
         if now and was:
             return {"type": "MODIFIED", "object": change.obj}
@@ -761,11 +755,6 @@ def _event_for(
         if was:
             return {"type": "DELETED", "object": change.obj}
         return None
-    if change.kind == "DELETED":
-        matched = (not labels or _selected(labels, change.obj)) and (
-            not fields or fields_match(fields, change.obj)
-        )
-        return {"type": "DELETED", "object": change.obj} if matched else None
     return {"type": change.kind, "object": change.obj} if now else None
 
 
@@ -780,8 +769,11 @@ def _res_key(resource: Any) -> str:
     return f"{prefix}{resource.version}/{resource.plural}"
 
 
-def _selected(selector: str, obj: dict[str, Any]) -> bool:
-    return selector_matches(selector, (obj.get("metadata") or {}).get("labels") or {})
+def _selected(labels: str, fields: str, obj: dict[str, Any]) -> bool:
+    """Whether `obj` is one a request's label and field selectors ask for (empty: any)."""
+    if labels and not selector_matches(labels, (obj.get("metadata") or {}).get("labels") or {}):
+        return False
+    return not fields or fields_match(fields, obj)
 
 
 def _spec(obj: Any) -> Any:
