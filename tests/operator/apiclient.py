@@ -23,15 +23,19 @@ class Client:
         self.url = url.rstrip("/")
         self.session = session
 
-    async def request(self, method: str, path: str, body: Any = None) -> Any:
+    async def send(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
+        """The HTTP status and the answer, whatever the status (a PATCH is a merge patch)."""
         headers = {"Content-Type": "application/merge-patch+json"} if method == "PATCH" else {}
         async with self.session.request(
             method, self.url + path, json=body, headers=headers
         ) as resp:
-            data = await resp.json(content_type=None)
-            if resp.status >= 400:
-                raise AssertionError(f"{method} {path}: {resp.status} {data}")
-            return data
+            return resp.status, await resp.json(content_type=None)
+
+    async def request(self, method: str, path: str, body: Any = None) -> Any:
+        status, data = await self.send(method, path, body)
+        if status >= 400:
+            raise AssertionError(f"{method} {path}: {status} {data}")
+        return data
 
     async def get(self, path: str) -> Any:
         async with self.session.get(self.url + path) as resp:

@@ -248,12 +248,6 @@ async def _endpoints(client: Client, *ready: str) -> None:
         await client.patch(f"{SLICES}/{SERVICE}-abcde", {"endpoints": body["endpoints"]})
 
 
-async def _write(client: Client, method: str, path: str, body: Any) -> tuple[int, Any]:
-    headers = {"Content-Type": "application/merge-patch+json"} if method == "PATCH" else {}
-    async with client.session.request(method, client.url + path, json=body, headers=headers) as r:
-        return r.status, await r.json(content_type=None)
-
-
 async def test_through_the_api_server_only_checked_changes_reach_the_webhook(
     emulator: tuple[Emulator, Client], tls_dir: Path
 ) -> None:
@@ -266,26 +260,24 @@ async def test_through_the_api_server_only_checked_changes_reach_the_webhook(
         await asyncio.wait_for(op.webhook_config.in_sync.wait(), 10)
         stored = await client.get(f"{CONFIG}/{MANAGED}")
         assert [w["name"] for w in stored["webhooks"]] == list(WEBHOOK_NAMES.values())
-        status, answer = await _write(client, "POST", NETS, BROKEN["two-confs"][0])
+        status, answer = await client.send("POST", NETS, BROKEN["two-confs"][0])
         assert status == 422
         assert answer["message"] == (
             f'admission webhook "{WEBHOOK_NAMES[NETWORKS]}" denied the request: '
             + BROKEN["two-confs"][1]
         )
-        status, _ = await _write(client, "POST", NADS_PATH, BROKEN["nad-type-path"][0] | {
+        status, _ = await client.send("POST", NADS_PATH, BROKEN["nad-type-path"][0] | {
             "metadata": {"name": "again", "namespace": "default"}})  # fmt: skip
         assert status == 422
         calls = len(emu.webhook_calls)
         # Labels, finalizers, annotations: not sent to the webhook at all.
         for path in (f"{NETS}/bad-json", f"{NADS_PATH}/nad-type-path"):
             meta = {"metadata": {"labels": {"team": "a"}, "annotations": {"x": "y"}}}
-            status, _ = await _write(client, "PATCH", path, meta)
+            status, _ = await client.send("PATCH", path, meta)
             assert status == 200
         assert len(emu.webhook_calls) == calls
         # The content: sent, and judged.
-        status, answer = await _write(
-            client, "PATCH", f"{NETS}/bad-json", {"args": '[{"if0": "x"}]'}
-        )
+        status, answer = await client.send("PATCH", f"{NETS}/bad-json", {"args": '[{"if0": "x"}]'})
         assert status == 200, answer.get("message")
         assert emu.webhook_calls[-1] == (WEBHOOK_NAMES[NETWORKS], "UPDATE", "bad-json")
 
@@ -305,21 +297,17 @@ async def test_with_the_operator_down_networks_fail_nads_pass_metadata_always(
     stored = await client.get(f"{CONFIG}/{MANAGED}")
     assert len(stored["webhooks"]) == 2  # kept: "10.0.0.2" still serves
     # ... but nothing answers at the Service now.
-    status, _ = await _write(
-        client, "PATCH", f"{NETS}/bad-json", {"metadata": {"labels": {"a": "b"}}}
-    )
+    status, _ = await client.send("PATCH", f"{NETS}/bad-json", {"metadata": {"labels": {"a": "b"}}})
     assert status == 200
-    status, answer = await _write(client, "PATCH", f"{NETS}/bad-json", {"plugin": "macvlan"})
+    status, answer = await client.send("PATCH", f"{NETS}/bad-json", {"plugin": "macvlan"})
     assert status == 500 and "failed calling webhook" in answer["message"]
-    status, _ = await _write(
-        client, "PATCH", f"{NADS_PATH}/nad-type-path", {"spec": {"config": "{}"}}
-    )
+    status, _ = await client.send("PATCH", f"{NADS_PATH}/nad-type-path", {"spec": {"config": "{}"}})
     assert status == 200  # Ignore: other controllers' NAD writes go through
     await client.create(NADS_PATH, nad("strict", {"type": "bridge"}))
     async with _managed(emu, client, tls_dir, "10.0.0.1", nad_failure_policy="Fail") as op:
         assert op.webhook_config is not None
         await asyncio.wait_for(op.webhook_config.in_sync.wait(), 10)
-    status, _ = await _write(client, "PATCH", f"{NADS_PATH}/strict", {"spec": {"config": "{}"}})
+    status, _ = await client.send("PATCH", f"{NADS_PATH}/strict", {"spec": {"config": "{}"}})
     assert status == 500  # Fail, opted in
 
 
@@ -333,7 +321,7 @@ async def test_the_last_replica_empties_the_configuration_on_stop(
         await asyncio.wait_for(op.webhook_config.in_sync.wait(), 10)
     stored = await client.get(f"{CONFIG}/{MANAGED}")
     assert stored["webhooks"] == []
-    status, _ = await _write(client, "POST", NETS, BROKEN["bad-json"][0])
+    status, _ = await client.send("POST", NETS, BROKEN["bad-json"][0])
     assert status == 201  # nothing blocks Network writes once the operator is gone
 
 
@@ -353,7 +341,7 @@ async def test_two_replicas_one_certificate_and_a_renewal(
         leader = a if a.elector and a.elector.leading.is_set() else b
         assert leader.webhook_config is not None
         await asyncio.wait_for(leader.webhook_config.in_sync.wait(), 10)
-        status, _ = await _write(client, "POST", NETS, BROKEN["bad-json"][0])
+        status, _ = await client.send("POST", NETS, BROKEN["bad-json"][0])
         assert status == 422  # b answered, with the CA the leader registered
         old_ca = (tls_dir / "ca.crt").read_bytes()
         issue(tls_dir)  # cert-manager renews: a new key, a new CA
@@ -365,7 +353,7 @@ async def test_two_replicas_one_certificate_and_a_renewal(
 
         await eventually(registered, timeout=10)
         await eventually(lambda: b.webhook is not None and b.webhook.ca_bundle != old_ca)
-        status, answer = await _write(client, "POST", NETS, BROKEN["two-confs"][0])
+        status, answer = await client.send("POST", NETS, BROKEN["two-confs"][0])
         assert status == 422, answer  # the API server trusts the renewed certificate
 
 
