@@ -162,13 +162,11 @@ class WebhookConfigManager:
     async def ensure(self) -> None:
         desired = build(self.config, self.namespace, self.server.ca_bundle)
         live = await self.api.get(VALIDATING_WEBHOOKS, self.name)
+        patch = {"metadata": {"labels": MANAGED_BY}, "webhooks": desired["webhooks"]}
         if live is None:
             await self.api.create(VALIDATING_WEBHOOKS, desired)
             logger.info("webhook configuration %s created", self.name)
-        elif not contains(live, {k: desired[k] for k in ("webhooks",)}) or not contains(
-            (live.get("metadata") or {}).get("labels"), MANAGED_BY
-        ):
-            patch = {"metadata": {"labels": MANAGED_BY}, "webhooks": desired["webhooks"]}
+        elif not contains(live, patch):  # patched only where it lacks what the patch sets
             await self.api.patch(VALIDATING_WEBHOOKS, self.name, patch)
             logger.info("webhook configuration %s updated", self.name)
         self.in_sync.set()
