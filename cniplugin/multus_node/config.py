@@ -9,6 +9,7 @@ import dataclasses
 import os
 from collections.abc import Mapping, Sequence
 
+from multus_cni.netconf import DEFAULT_CNI_DIR
 from multus_cni.shim import DEFAULT_SOCKET_DIR, SOCKET_NAME
 
 SERVICE_ACCOUNT_TOKEN = "/var/run/secrets/kubernetes.io/serviceaccount/token"
@@ -26,7 +27,7 @@ class NodeConfig:
     cni_path: tuple[str, ...] = ()  # where delegates are found; default: cni_bin_dir
     cni_conf_dir: str = "/etc/cni/net.d"
     socket_dir: str = DEFAULT_SOCKET_DIR
-    cni_cache_dir: str = "/var/lib/cni/multus"
+    cni_cache_dir: str = DEFAULT_CNI_DIR
     conf_source: str = "configmap"  # configmap | auto | none
     mode: str = "thick"  # what `auto` generates: thick | thin
     readiness_indicator_file: str = ""
@@ -98,6 +99,11 @@ class NodeConfig:
         if self.kubeconfig_out is None:
             return os.path.join(self.multus_d, "multus.kubeconfig")
         return self.kubeconfig_out
+
+    @property
+    def thin_token(self) -> str:
+        """The token the thin kubeconfig reads (`tokenFile`): next to it, wherever it is."""
+        return os.path.join(os.path.dirname(self.thin_kubeconfig), "token")
 
 
 # flag, environment variable, field, kind

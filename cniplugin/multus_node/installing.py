@@ -134,7 +134,7 @@ def uninstall(config: NodeConfig) -> list[str]:
         os.path.join(config.cni_conf_dir, CONF_NAME),
         os.path.join(config.multus_d, INVENTORY_NAME),
         config.thin_kubeconfig,
-        os.path.join(config.multus_d, "token"),
+        config.thin_token,
         os.path.join(config.cni_bin_dir, SHIM_NAME),
     ):
         if path and remove(path):

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import base64
 import logging
-import os
 import threading
 
 import yaml
@@ -31,7 +30,7 @@ class TokenRefresher:
         self.config = config
         self.server = server
         self.ca_file = ca_file
-        self.token_path = os.path.join(os.path.dirname(config.thin_kubeconfig), "token")
+        self.token_path = config.thin_token
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="tokens", daemon=True)
 

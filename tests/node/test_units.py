@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from multus_cni import shim as wire
 from multus_node.config import ConfigError, load
 from multus_node.dispatching import Dispatcher, Job
+from multus_node.installing import uninstall
 
 # ---- wire ----
 
@@ -168,6 +169,26 @@ def test_flags_win_over_environment_and_defaults_apply() -> None:
     assert config.delegate_dirs == ("/a", "/b")
 
 
+def test_uninstall_removes_the_token_next_to_a_moved_kubeconfig(tmp_path: Path) -> None:
+    """--kubeconfig-out moves the thin plugin's kubeconfig, and the token goes with it:
+    uninstall removes both where they are."""
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    _, config = load(
+        ["uninstall", "--cni-conf-dir", str(tmp_path / "net.d"), "--cni-bin-dir",
+         str(tmp_path / "bin"), "--kubeconfig-out", str(elsewhere / "multus.kubeconfig")],
+        {"MULTUS_NODE_NAME": "n"},
+    )  # fmt: skip
+    assert config.thin_token == str(elsewhere / "token")
+    (elsewhere / "multus.kubeconfig").write_text("{}")
+    (elsewhere / "token").write_text("t")
+    assert sorted(uninstall(config)) == [
+        str(elsewhere / "multus.kubeconfig"),
+        str(elsewhere / "token"),
+    ]
+    assert list(elsewhere.iterdir()) == []
+
+
 @pytest.mark.parametrize(
     ("argv", "env", "needle"),
     [
@@ -242,3 +263,10 @@ def test_sriov_reporter_debounces_bursts_and_publishes_only_changes(tmp_path: Pa
         assert reporter.passes == 3
     finally:
         reporter.stop()
+
+
+def test_the_shims_default_cni_dir_is_the_plugins() -> None:
+    """multus_cni.shim keeps its own copy (the shim's imports stay minimal): the same."""
+    from multus_cni.netconf import DEFAULT_CNI_DIR
+
+    assert wire.DEFAULT_CNI_DIR == DEFAULT_CNI_DIR
