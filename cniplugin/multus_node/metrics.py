@@ -139,8 +139,9 @@ def install_engine_timer() -> None:
 
 
 class HealthServer:
-    """`/metrics`, `/healthz` (the process serves) and `/readyz` (it is ready: socket
-    listening, conf installed, caches synced; the body says which is missing)."""
+    """`/metrics`, `/healthz` (the process serves) and `/readyz` (it is ready: whatever
+    `readiness` reports, socket listening and conf installed; the body says which is
+    missing)."""
 
     def __init__(
         self,

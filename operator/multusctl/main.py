@@ -18,6 +18,7 @@ from multus_api.inventory import SriovInventory
 from multus_api.nodeconf import MULTUS_CONF_TYPES
 from multus_api.problems import Problem, from_validation_error
 from multus_api.settings import MultusSettings
+from multus_cni.netconf import DEFAULT_CNI_DIR
 from multus_operator import rendering, validation
 from multusctl import demo, explaining, files, records
 
@@ -272,8 +273,6 @@ def add_demo(sub: Any) -> None:
 
 
 # --- records / forget ---------------------------------------------------------------------
-
-DEFAULT_CNI_DIR = "/var/lib/cni/multus"
 
 
 def add_records(sub: Any) -> None:

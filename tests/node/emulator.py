@@ -31,7 +31,7 @@ import kmock
 from kmock._internal import enums, rendering
 
 from tests.k8s.emulator import Api, FaultyEmulator
-from tests.operator.emulator import OUR_RESOURCES, VERBS, selector_matches
+from tests.operator.emulator import VERBS, register_resources, selector_matches
 
 Resource = tuple[str, str]  # (group, plural)
 CONFIGMAP = "v1/configmaps"
@@ -85,11 +85,7 @@ class WatchEmulator(FaultyEmulator):
 
     def __attrs_post_init__(self) -> None:
         super().__attrs_post_init__()
-        self.resources.load_bundled()
-        for key, (kind, namespaced, subresources) in OUR_RESOURCES.items():
-            self.resources[key] = kmock.ResourceInfo(
-                kind=kind, namespaced=namespaced, verbs=VERBS, subresources=subresources
-            )
+        register_resources(self.resources)
         for key, kind, namespaced in (
             ("resource.k8s.io/v1/resourceclaims", "ResourceClaim", True),
             ("resource.k8s.io/v1/resourceslices", "ResourceSlice", False),
