@@ -118,14 +118,13 @@ class Lab:
         args = kwargs.pop("cni_args", None)
         if args is None and pod is not None:
             args = pod_args(pod, container_id)
-        return self.node.run(
-            command,
-            conf,
-            container_id=container_id,
-            netns=netns,
-            cni_args=args or "",
-            **kwargs,
+        return self.call(
+            command, conf, container_id=container_id, netns=netns, cni_args=args or "", **kwargs
         )
+
+    def call(self, command: str, conf: dict[str, Any], **kwargs: Any) -> CniCall:
+        """One CNI call as the runtime makes it (here: the `multus` executable)."""
+        return self.node.run(command, conf, **kwargs)
 
 
 @pytest.fixture(scope="session")

@@ -22,7 +22,7 @@ import pytest
 
 from tests.k8s.conftest import Lab
 from tests.node.emulator import WatchApi
-from tests.support.cni import CNI_PLUGINS, REPO, VENV_BIN, CniCall, pod_args, run_multus
+from tests.support.cni import CNI_PLUGINS, REPO, VENV_BIN, CniCall, run_multus
 from tests.support.lab import PASSED as PASSED_KEY
 from tests.support.lab import Node, checked_node, missing_prerequisites, record_outcome
 
@@ -282,28 +282,10 @@ class ThickLab(Lab):
         }
         return self.api.put("v1/pods", body)
 
-    def run(
-        self,
-        command: str,
-        conf: dict[str, Any],
-        pod: dict[str, Any] | None,
-        netns: str = "",
-        container_id: str = "",
-        **kwargs: Any,
-    ) -> CniCall:
-        args = kwargs.pop("cni_args", None)
-        if args is None and pod is not None:
-            args = pod_args(pod, container_id)
+    def call(self, command: str, conf: dict[str, Any], **kwargs: Any) -> CniCall:
+        """Through the shim to the daemon (whose CNI_PATH is its own)."""
         kwargs.pop("cni_path", None)
-        return self.daemon.shim(
-            self.shim,
-            command,
-            conf,
-            container_id=container_id,
-            netns=netns,
-            cni_args=args or "",
-            **kwargs,
-        )
+        return self.daemon.shim(self.shim, command, conf, **kwargs)
 
 
 @pytest.fixture

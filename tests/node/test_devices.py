@@ -11,11 +11,11 @@ from typing import Any
 import pytest
 
 from tests.fakes.harness import FakeDelegate, FakeWorld
-from tests.node.conftest import NODE_NAME, Daemon, node_pod, pod_args, vf_pod
+from tests.node.conftest import NODE_NAME, Daemon, node_pod, vf_pod
 from tests.node.emulator import WatchApi
 from tests.node.test_thick_e2e import wait_cached
 from tests.sriov.test_podresources import kubelet  # noqa: F401 (the fake kubelet fixture)
-from tests.support.cni import CNI_PLUGINS
+from tests.support.cni import CNI_PLUGINS, pod_args
 from tests.support.lab import Node
 
 pytestmark = pytest.mark.usefixtures("c_shim")

@@ -14,10 +14,10 @@ import pytest
 from multus_cni.errors import CniError
 from multus_cni.k8s.routes import IpCommand
 from multus_node.netlink import Pyroute2Netlink
-from tests.node.conftest import Daemon, pod_args
+from tests.node.conftest import Daemon
 from tests.node.emulator import WatchApi
 from tests.node.test_thick_e2e import wait_cached, world
-from tests.support.cni import ip, netns
+from tests.support.cni import ip, netns, pod_args
 from tests.support.lab import Node
 
 if TYPE_CHECKING:

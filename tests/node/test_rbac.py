@@ -13,11 +13,11 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.node.conftest import NODE_NAME, Daemon, node_pod, pod_args
+from tests.node.conftest import NODE_NAME, Daemon, node_pod
 from tests.node.emulator import WatchApi
 from tests.node.test_install import rendered, set_configmap, wait_until
 from tests.node.test_thick_e2e import wait_cached, world
-from tests.support.cni import CNI_PLUGINS, run_multus
+from tests.support.cni import CNI_PLUGINS, pod_args, run_multus
 from tests.support.lab import Node
 
 RULES = Path(__file__).resolve().parents[2] / "rbac" / "rules.yaml"

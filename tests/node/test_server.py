@@ -16,9 +16,9 @@ from typing import Any
 import pytest
 
 from tests.fakes.harness import FakeWorld
-from tests.node.conftest import Daemon, nad, node_pod, pod_args
+from tests.node.conftest import Daemon, nad, node_pod
 from tests.node.emulator import WatchApi
-from tests.support.cni import CNI_PLUGINS, CniCall, leases, wait_until
+from tests.support.cni import CNI_PLUGINS, CniCall, leases, pod_args, wait_until
 from tests.support.lab import Node
 
 pytestmark = pytest.mark.usefixtures("c_shim")

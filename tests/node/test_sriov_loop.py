@@ -22,12 +22,13 @@ import pytest
 
 from multus_api.nodeconf import configmap_name
 from tests.node.cluster import NODE_USER, ClusterApi
-from tests.node.conftest import NODE_NAME, Daemon, pod_args, vf_pod
+from tests.node.conftest import NODE_NAME, Daemon, vf_pod
 from tests.node.emulator import WatchApi
 from tests.operator.apiclient import NAMESPACE
 from tests.operator.conftest import OPERATOR_USER
 from tests.sriov.rig import FakeNic, seed_nic
 from tests.sriov.test_podresources import kubelet  # noqa: F401 (the fake kubelet fixture)
+from tests.support.cni import pod_args
 from tests.support.lab import Node
 
 pytestmark = pytest.mark.usefixtures("c_shim")

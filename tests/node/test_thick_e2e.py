@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from tests.node.conftest import NODE_NAME, Daemon, nad, node_pod, pod_args
+from tests.node.conftest import NODE_NAME, Daemon, nad, node_pod
 from tests.node.emulator import WatchApi
-from tests.support.cni import CNI_PLUGINS, leases
+from tests.support.cni import CNI_PLUGINS, leases, pod_args
 from tests.support.lab import Node
 
 CLUSTER = "10.206.10.0/24"
