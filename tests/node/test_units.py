@@ -3,8 +3,11 @@ queue bound, the configuration from flags and environment."""
 
 from __future__ import annotations
 
+import os
+import subprocess
 import threading
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -270,3 +273,37 @@ def test_the_shims_default_cni_dir_is_the_plugins() -> None:
     from multus_cni.netconf import DEFAULT_CNI_DIR
 
     assert wire.DEFAULT_CNI_DIR == DEFAULT_CNI_DIR
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="creates a veth pair")
+def test_sriov_reporter_passes_once_per_burst_of_link_events(tmp_path: Path) -> None:
+    """A link created and removed in the agent's netns (a VF appearing, a pod's interface
+    moving) is one more pass, after the debounce; the events themselves are not parsed."""
+    from multus_node.discovering import SriovReporter
+    from multus_sriov.settings import Settings
+
+    (tmp_path / "sys" / "bus" / "pci" / "devices").mkdir(parents=True)  # a node without PFs
+    settings = Settings(
+        {"MULTUS_SYSFS_ROOT": str(tmp_path), "MULTUS_SRIOV_CACHE_DIR": str(tmp_path / "c")}
+    )
+    reporter = SriovReporter(settings, lambda pfs: None, interval=3600, debounce=0.3)
+    reporter.start()
+    name = f"mndl{uuid.uuid4().hex[:8]}"
+    try:
+        deadline = time.monotonic() + 10
+        while reporter.passes < 1:
+            assert time.monotonic() < deadline, "no first pass"
+            time.sleep(0.02)
+        time.sleep(0.7)  # the listener is bound
+        before = reporter.passes
+        for _ in range(3):
+            subprocess.run(["ip", "link", "add", name, "type", "veth"], check=True)
+            subprocess.run(["ip", "link", "del", name], check=True)
+        while reporter.passes == before:
+            assert time.monotonic() < deadline, "no pass after link events"
+            time.sleep(0.02)
+        time.sleep(0.6)
+        assert reporter.passes == before + 1  # the burst was one pass
+    finally:
+        reporter.stop()
+        subprocess.run(["ip", "link", "del", name], capture_output=True, check=False)
